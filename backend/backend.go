@@ -1,0 +1,155 @@
+// Package backend is the Vault secrets engine for Chabad Unity CRM (and any
+// Zoho tenant): it keeps the OAuth client and refresh tokens in Vault and
+// hands out short-lived access tokens under leases.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/unitycrm/vault-plugin-secrets-unitycrm/backend/accounts"
+	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/version"
+)
+
+var _ logical.Factory = Factory
+
+// Factory returns a configured backend, as Vault's plugin system asks.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend()
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+type backend struct {
+	*framework.Backend
+
+	// now is the clock; tests move it.
+	now func() time.Time
+
+	// locks serialize work on one credential (by name) and on one state.
+	locks []*locksutil.LockEntry
+
+	// clientMu guards client, the accounts client built from config.
+	clientMu sync.RWMutex
+	client   *accounts.Client
+}
+
+func newBackend() *backend {
+	b := &backend{
+		now:   time.Now,
+		locks: locksutil.CreateLocks(),
+	}
+
+	b.Backend = &framework.Backend{
+		Help:        strings.TrimSpace(backendHelp),
+		BackendType: logical.TypeLogical,
+		PathsSpecial: &logical.Paths{
+			SealWrapStorage: []string{
+				configPath,
+				credsPrefix,
+				tokensPrefix,
+				statePrefix,
+				framework.WALPrefix,
+			},
+		},
+		Paths: framework.PathAppend(
+			[]*framework.Path{
+				pathConfig(b),
+				pathAuthCodeURL(b),
+			},
+			pathCreds(b),
+		),
+		Secrets: []*framework.Secret{
+			secretAccessToken(b),
+		},
+		Invalidate:        b.invalidate,
+		PeriodicFunc:      b.periodic,
+		WALRollback:       b.walRollback,
+		WALRollbackMinAge: walRollbackMinAge,
+		RunningVersion:    version.Version,
+	}
+	return b
+}
+
+// invalidate drops the cached client when the config changes, on this
+// node or (on a standby) on the active one.
+func (b *backend) invalidate(_ context.Context, key string) {
+	if key == configPath {
+		b.resetClient()
+	}
+}
+
+func (b *backend) resetClient() {
+	b.clientMu.Lock()
+	defer b.clientMu.Unlock()
+	b.client = nil
+}
+
+// accountsClient returns the cached client, building it from config on
+// first use.
+func (b *backend) accountsClient(ctx context.Context, s logical.Storage) (*accounts.Client, *configEntry, error) {
+	cfg, err := getConfig(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg == nil {
+		return nil, nil, errNotConfigured
+	}
+
+	b.clientMu.RLock()
+	c := b.client
+	b.clientMu.RUnlock()
+	if c != nil {
+		return c, cfg, nil
+	}
+
+	b.clientMu.Lock()
+	defer b.clientMu.Unlock()
+	if b.client == nil {
+		b.client = accounts.NewClient(accounts.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			Endpoints:    cfg.endpoints(),
+			Timeout:      cfg.RequestTimeout,
+			Now:          b.now,
+		})
+	}
+	return b.client, cfg, nil
+}
+
+// credLock returns the lock of one credential.
+func (b *backend) credLock(name string) *locksutil.LockEntry {
+	return locksutil.LockForKey(b.locks, "creds/"+name)
+}
+
+// periodic sweeps stale grant-code states and dead access tokens.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	now := b.now()
+	if err := b.sweepStates(ctx, req.Storage, now); err != nil {
+		return fmt.Errorf("sweep states: %w", err)
+	}
+	if err := b.sweepTokens(ctx, req.Storage, now); err != nil {
+		return fmt.Errorf("sweep tokens: %w", err)
+	}
+	return nil
+}
+
+const backendHelp = `
+The Unity CRM secrets engine keeps the OAuth client of a Chabad Unity CRM
+(or any Zoho) tenant and the refresh tokens of authorized users inside
+Vault, and hands applications short-lived access tokens under Vault leases.
+
+Configure the client with "config", have a CRM user grant a code through
+the URL from "auth-code-url", store the credential with "creds/<name>",
+then read "creds/<name>" for a leased access token. Revoking the lease
+revokes the token at the accounts server.
+`

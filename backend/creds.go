@@ -1,0 +1,198 @@
+package backend
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	credsPrefix  = "creds/"
+	tokensPrefix = "tokens/"
+
+	// tokenIDLen is the number of hex characters of a token id: a prefix
+	// of the token's SHA-256, safe for logs.
+	tokenIDLen = 16
+)
+
+var nameRegex = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$`)
+
+// checkName returns a message when name is not a valid credential name.
+func checkName(name string) string {
+	if name == "" {
+		return "name is required"
+	}
+	if !nameRegex.MatchString(name) {
+		return fmt.Sprintf("name %q is invalid: use 1 to 128 letters, digits, "+
+			"'.', '_' or '-', starting and ending with a letter or digit", name)
+	}
+	return ""
+}
+
+// credEntry is one authorized CRM user (or imported refresh token).
+type credEntry struct {
+	RefreshToken string   `json:"refresh_token"`
+	Scopes       []string `json:"scopes"`
+	APIDomain    string   `json:"api_domain"`
+	// AccountsServer is the origin of the accounts server that issued
+	// the refresh token when a redirect named one; empty means the
+	// configured endpoints. Refresh and revoke go there.
+	AccountsServer string `json:"accounts_server"`
+	// Source is how it was made: authorization_code, self_client or
+	// refresh_token (imported).
+	Source    string    `json:"source"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// CurrentTokenID names the access token reads share.
+	CurrentTokenID string `json:"current_token_id"`
+
+	// NeedsReauth is set when the accounts server says the refresh token
+	// is gone; reads then fail without calling upstream.
+	NeedsReauth   bool      `json:"needs_reauth"`
+	LastMint      time.Time `json:"last_mint"`
+	LastError     string    `json:"last_error"`
+	LastErrorTime time.Time `json:"last_error_time"`
+}
+
+// tokenEntry is one access token and the number of live leases on it.
+type tokenEntry struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	APIDomain   string    `json:"api_domain"`
+	Scopes      []string  `json:"scopes"`
+	IssuedAt    time.Time `json:"issued_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	Leases      int       `json:"leases"`
+}
+
+// tokenID is a stable, non-secret id of an access token.
+func tokenID(accessToken string) string {
+	sum := sha256.Sum256([]byte(accessToken))
+	return hex.EncodeToString(sum[:])[:tokenIDLen]
+}
+
+func credKey(name string) string      { return credsPrefix + name }
+func tokenKey(name, id string) string { return tokensPrefix + name + "/" + id }
+func tokenDirKey(name string) string  { return tokensPrefix + name + "/" }
+
+func getCred(ctx context.Context, s logical.Storage, name string) (*credEntry, error) {
+	raw, err := s.Get(ctx, credKey(name))
+	if err != nil {
+		return nil, fmt.Errorf("read credential: %w", err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	c := new(credEntry)
+	if err := raw.DecodeJSON(c); err != nil {
+		return nil, fmt.Errorf("decode credential: %w", err)
+	}
+	return c, nil
+}
+
+func putCred(ctx context.Context, s logical.Storage, name string, c *credEntry) error {
+	entry, err := logical.StorageEntryJSON(credKey(name), c)
+	if err != nil {
+		return fmt.Errorf("encode credential: %w", err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("store credential: %w", err)
+	}
+	return nil
+}
+
+func getToken(ctx context.Context, s logical.Storage, name, id string) (*tokenEntry, error) {
+	if id == "" {
+		return nil, nil
+	}
+	raw, err := s.Get(ctx, tokenKey(name, id))
+	if err != nil {
+		return nil, fmt.Errorf("read access token: %w", err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	t := new(tokenEntry)
+	if err := raw.DecodeJSON(t); err != nil {
+		return nil, fmt.Errorf("decode access token: %w", err)
+	}
+	return t, nil
+}
+
+func putToken(ctx context.Context, s logical.Storage, name, id string, t *tokenEntry) error {
+	entry, err := logical.StorageEntryJSON(tokenKey(name, id), t)
+	if err != nil {
+		return fmt.Errorf("encode access token: %w", err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("store access token: %w", err)
+	}
+	return nil
+}
+
+// deleteTokens forgets every access token of a credential except keep.
+func deleteTokens(ctx context.Context, s logical.Storage, name, keep string) error {
+	ids, err := s.List(ctx, tokenDirKey(name))
+	if err != nil {
+		return fmt.Errorf("list access tokens: %w", err)
+	}
+	for _, id := range ids {
+		if id == keep {
+			continue
+		}
+		if err := s.Delete(ctx, tokenKey(name, id)); err != nil {
+			return fmt.Errorf("delete access token: %w", err)
+		}
+	}
+	return nil
+}
+
+// sweepTokens forgets access tokens that expired with no lease left, and
+// any expired a day ago (their leases, capped by the token's life, are
+// long gone).
+func (b *backend) sweepTokens(ctx context.Context, s logical.Storage, now time.Time) error {
+	names, err := s.List(ctx, tokensPrefix)
+	if err != nil {
+		return err
+	}
+	for _, dir := range names {
+		if len(dir) == 0 || dir[len(dir)-1] != '/' {
+			continue
+		}
+		name := dir[:len(dir)-1]
+		lock := b.credLock(name)
+		lock.Lock()
+		err := b.sweepCredTokens(ctx, s, name, now)
+		lock.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *backend) sweepCredTokens(ctx context.Context, s logical.Storage, name string, now time.Time) error {
+	ids, err := s.List(ctx, tokenDirKey(name))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		t, err := getToken(ctx, s, name, id)
+		if err != nil || t == nil {
+			continue
+		}
+		dead := now.After(t.ExpiresAt) && (t.Leases <= 0 ||
+			now.After(t.ExpiresAt.Add(24*time.Hour)))
+		if dead {
+			if err := s.Delete(ctx, tokenKey(name, id)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
