@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/unitycrm/vault-plugin-secrets-unitycrm/backend/accounts"
 	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/version"
@@ -35,8 +36,12 @@ type backend struct {
 	// now is the clock; tests move it.
 	now func() time.Time
 
-	// locks serialize work on one credential (by name) and on one state.
+	// locks serialize storage work on one credential (by name) and on one
+	// state. Reads never hold one across an upstream request.
 	locks []*locksutil.LockEntry
+
+	// flights make concurrent reads of one credential share one mint.
+	flights singleflight.Group
 
 	// clientMu guards client, the accounts client built from config.
 	clientMu sync.RWMutex
@@ -67,6 +72,7 @@ func newBackend() *backend {
 				pathAuthCodeURL(b),
 			},
 			pathCreds(b),
+			[]*framework.Path{pathCredsStatus(b)},
 		),
 		Secrets: []*framework.Secret{
 			secretAccessToken(b),

@@ -53,8 +53,18 @@ type credEntry struct {
 
 	// NeedsReauth is set when the accounts server says the refresh token
 	// is gone; reads then fail without calling upstream.
-	NeedsReauth   bool      `json:"needs_reauth"`
-	LastMint      time.Time `json:"last_mint"`
+	NeedsReauth bool `json:"needs_reauth"`
+
+	// Mints are the times of the token requests sent for this refresh
+	// token within the quota window (the code exchange counts).
+	Mints    []time.Time `json:"mints"`
+	LastMint time.Time   `json:"last_mint"`
+
+	// Failures counts transient failures in a row; BackoffUntil holds
+	// upstream requests back after them or after a throttle answer.
+	Failures      int       `json:"failures"`
+	BackoffUntil  time.Time `json:"backoff_until"`
+	BackoffKind   string    `json:"backoff_kind"`
 	LastError     string    `json:"last_error"`
 	LastErrorTime time.Time `json:"last_error_time"`
 }

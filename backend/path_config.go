@@ -55,6 +55,10 @@ type configEntry struct {
 	RequestTimeout    time.Duration `json:"request_timeout"`
 	MinTokenTTL       time.Duration `json:"min_token_ttl"`
 	LeaseSafetyMargin time.Duration `json:"lease_safety_margin"`
+
+	MintLimit     int           `json:"mint_limit"`
+	MintWindow    time.Duration `json:"mint_window"`
+	MaxLiveTokens int           `json:"max_live_tokens"`
 }
 
 // endpoints are the effective URLs: overrides win over the ones derived
@@ -237,6 +241,29 @@ func pathConfig(b *backend) *framework.Path {
 					Name: "Lease safety margin",
 				},
 			},
+			"mint_limit": {
+				Type: framework.TypeInt,
+				Description: "Most access tokens minted per refresh token per mint_window. " +
+					"Default 10, the accounts server's limit.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Mint limit",
+				},
+			},
+			"mint_window": {
+				Type:        framework.TypeDurationSecond,
+				Description: "Window of mint_limit, and the backoff after a throttle answer. Default 10m.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Mint window",
+				},
+			},
+			"max_live_tokens": {
+				Type: framework.TypeInt,
+				Description: "Most live access tokens per refresh token; past the accounts " +
+					"server's cap it silently drops the oldest. Default 10.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Max live tokens",
+				},
+			},
 		},
 		ExistenceCheck: b.pathConfigExistenceCheck,
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -310,6 +337,9 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 			"request_timeout":          int64(cfg.RequestTimeout.Seconds()),
 			"min_token_ttl":            int64(cfg.MinTokenTTL.Seconds()),
 			"lease_safety_margin":      int64(cfg.LeaseSafetyMargin.Seconds()),
+			"mint_limit":               cfg.limits().mintLimit,
+			"mint_window":              int64(cfg.limits().window.Seconds()),
+			"max_live_tokens":          cfg.limits().maxLive,
 		},
 	}, nil
 }
@@ -327,6 +357,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 			RequestTimeout:    defaultRequestTimeout,
 			MinTokenTTL:       defaultMinTokenTTL,
 			LeaseSafetyMargin: defaultLeaseMargin,
+			MintLimit:         defaultMintLimit,
+			MintWindow:        defaultMintWindow,
+			MaxLiveTokens:     defaultMaxLiveTokens,
 		}
 	}
 
@@ -344,6 +377,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	setDuration(d, "request_timeout", &cfg.RequestTimeout)
 	setDuration(d, "min_token_ttl", &cfg.MinTokenTTL)
 	setDuration(d, "lease_safety_margin", &cfg.LeaseSafetyMargin)
+	setInt(d, "mint_limit", &cfg.MintLimit)
+	setDuration(d, "mint_window", &cfg.MintWindow)
+	setInt(d, "max_live_tokens", &cfg.MaxLiveTokens)
 
 	// data_center presets the accounts server of a plain Zoho tenant.
 	dc, dcSet := d.GetOk("data_center")
@@ -463,6 +499,15 @@ func (c *configEntry) validate() []string {
 		p = append(p, "lease_safety_margin must be shorter than min_token_ttl, "+
 			"or reused tokens would get no lease time")
 	}
+	if c.MintLimit < 1 || c.MintLimit > 100 {
+		p = append(p, "mint_limit must be between 1 and 100 (the accounts server allows 10)")
+	}
+	if c.MintWindow < time.Minute || c.MintWindow > 24*time.Hour {
+		p = append(p, "mint_window must be between 1m and 24h")
+	}
+	if c.MaxLiveTokens < 1 || c.MaxLiveTokens > 30 {
+		p = append(p, "max_live_tokens must be between 1 and 30")
+	}
 	return p
 }
 
@@ -545,6 +590,12 @@ func setStrings(d *framework.FieldData, key string, dst *[]string) {
 			}
 		}
 		*dst = out
+	}
+}
+
+func setInt(d *framework.FieldData, key string, dst *int) {
+	if v, ok := d.GetOk(key); ok {
+		*dst = v.(int)
 	}
 }
 

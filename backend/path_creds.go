@@ -358,6 +358,9 @@ func (b *backend) storeCred(ctx context.Context, s logical.Storage, client *acco
 		CreatedAt:      now,
 		CurrentTokenID: id,
 		LastMint:       now,
+		// The exchange (or the import's proving refresh) was this
+		// refresh token's first mint.
+		Mints: []time.Time{now},
 	}
 	// The first access token is kept for the first read: the exchange
 	// already counted as a mint.

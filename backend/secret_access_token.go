@@ -2,7 +2,9 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -47,18 +49,61 @@ func secretAccessToken(b *backend) *framework.Secret {
 	}
 }
 
+// errCredentialChanged is a credential overwritten or deleted while a mint
+// for it was in flight.
+var errCredentialChanged = errors.New("the credential changed during the read")
+
 // issueAccessToken hands out the credential's current access token under a
 // new lease, minting a fresh one first when the current one has less than
-// min_token_ttl left.
+// min_token_ttl left. Concurrent reads of one credential share a single
+// upstream request; the credential's lock is never held across one, so
+// reads of other credentials don't wait on it.
 func (b *backend) issueAccessToken(ctx context.Context, s logical.Storage, name string) (*logical.Response, error) {
+	_, cfg, err := b.accountsClient(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+
+	for attempt := 0; attempt < 3; attempt++ {
+		resp, err := b.leaseCurrent(ctx, s, cfg, name, false)
+		if err != nil || resp != nil {
+			return resp, err
+		}
+
+		_, err, _ = b.flights.Do(name, func() (interface{}, error) {
+			// The flight outlives a caller that gives up; the client's
+			// timeout still bounds it.
+			return nil, b.refreshCurrent(context.WithoutCancel(ctx), s, name)
+		})
+		var qe *quotaError
+		switch {
+		case errors.As(err, &qe):
+			// Past the quota, a still valid token beats an error.
+			resp, lerr := b.leaseCurrent(ctx, s, cfg, name, true)
+			if lerr != nil || resp != nil {
+				return resp, lerr
+			}
+			return nil, qe.coded()
+		case errors.Is(err, errCredentialChanged):
+			continue
+		case err != nil:
+			return nil, err
+		}
+	}
+	return nil, logical.CodedError(http.StatusServiceUnavailable,
+		"credential "+name+" changed repeatedly during the read; retry")
+}
+
+// leaseCurrent leases the current token when it may be handed out; short
+// allows one with less than min_token_ttl left (but more than the lease
+// safety margin). It returns nil, nil when a new token is needed.
+func (b *backend) leaseCurrent(ctx context.Context, s logical.Storage, cfg *configEntry,
+	name string, short bool,
+) (*logical.Response, error) {
 	lock := b.credLock(name)
 	lock.Lock()
 	defer lock.Unlock()
 
-	client, cfg, err := b.accountsClient(ctx, s)
-	if err != nil {
-		return nil, err
-	}
 	cred, err := getCred(ctx, s, name)
 	if err != nil {
 		return nil, err
@@ -73,14 +118,11 @@ func (b *backend) issueAccessToken(ctx context.Context, s logical.Storage, name 
 	now := b.now()
 	id := cred.CurrentTokenID
 	tok, err := getToken(ctx, s, name, id)
-	if err != nil {
+	if err != nil || tok == nil {
 		return nil, err
 	}
-	if tok == nil || !reusable(tok, cfg, now) {
-		tok, id, err = b.mint(ctx, s, client, cfg, name, cred)
-		if err != nil {
-			return nil, err
-		}
+	if !reusable(tok, cfg, now) && !(short && tok.ExpiresAt.Sub(now) > cfg.LeaseSafetyMargin+time.Second) {
+		return nil, nil
 	}
 
 	// Count the lease before handing the token out: revocation of the
@@ -104,6 +146,10 @@ func (b *backend) issueAccessToken(ctx context.Context, s logical.Storage, name 
 	})
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = ttl
+	if short {
+		resp.AddWarning("the mint quota is spent: this token has less than " +
+			"min_token_ttl left, so the lease is short")
+	}
 	b.Logger().Debug("access token leased", "credential", name, "token_id", id,
 		"leases", tok.Leases, "ttl", ttl.String())
 	return resp, nil
@@ -130,39 +176,101 @@ func leaseTTL(sys logical.SystemView, tok *tokenEntry, cfg *configEntry, now tim
 	return ttl.Truncate(time.Second)
 }
 
-// mint asks the accounts server for a new access token and makes it the
-// current one. Called with the credential's lock held.
-func (b *backend) mint(ctx context.Context, s logical.Storage, client *accounts.Client,
-	cfg *configEntry, name string, cred *credEntry,
-) (*tokenEntry, string, error) {
-	tokenURL, err := endpointAt(cfg.endpoints().TokenURL, cred.AccountsServer)
+// refreshCurrent mints a new current token for name, unless another read
+// did so meanwhile. The quota guard decides before anything is sent.
+func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name string) error {
+	client, cfg, err := b.accountsClient(ctx, s)
 	if err != nil {
-		return nil, "", err
+		return err
+	}
+	lim := cfg.limits()
+
+	// Under the lock: check again, ask the guard, and record the attempt
+	// so that it counts against the quota whatever happens next.
+	lock := b.credLock(name)
+	lock.Lock()
+	cred, err := getCred(ctx, s, name)
+	if err == nil && cred == nil {
+		err = notFound(name)
+	}
+	if err == nil && cred.NeedsReauth {
+		err = errNeedsReauth{name: name}
+	}
+	var cur *tokenEntry
+	if err == nil {
+		cur, err = getToken(ctx, s, name, cred.CurrentTokenID)
+	}
+	if err != nil || (cur != nil && reusable(cur, cfg, b.now())) {
+		lock.Unlock()
+		return err
+	}
+	now := b.now()
+	qe, err := b.guard(ctx, s, name, cred, lim, now)
+	if err == nil && qe == nil {
+		cred.Mints = append(cred.Mints, now)
+		err = putCred(ctx, s, name, cred)
+	}
+	lock.Unlock()
+	if err != nil {
+		return err
+	}
+	if qe != nil {
+		b.Logger().Debug("mint held back by quota guard", "credential", name,
+			"retry_at", qe.retryAt.UTC().Format(time.RFC3339))
+		return qe
 	}
 
-	t, err := client.Refresh(ctx, cred.RefreshToken, tokenURL)
+	tokenURL, err := endpointAt(cfg.endpoints().TokenURL, cred.AccountsServer)
 	if err != nil {
-		cred.LastError = accounts.KindOf(err).String()
-		cred.LastErrorTime = b.now()
-		if accounts.KindOf(err) == accounts.KindRevoked {
+		return err
+	}
+	t, mintErr := client.Refresh(ctx, cred.RefreshToken, tokenURL)
+
+	lock.Lock()
+	defer lock.Unlock()
+
+	// The credential may have been replaced or deleted while the request
+	// was out; a token minted from the old refresh token is not kept.
+	latest, err := getCred(ctx, s, name)
+	if err != nil {
+		return err
+	}
+	if latest == nil || latest.RefreshToken != cred.RefreshToken {
+		if mintErr == nil {
+			b.revokeBestEffort(ctx, client, t.AccessToken, cfg, cred.AccountsServer, name)
+		}
+		return errCredentialChanged
+	}
+	cred = latest
+	now = b.now()
+
+	if mintErr != nil {
+		kind := accounts.KindOf(mintErr)
+		cred.recordFailure(kind, now, lim)
+		if kind == accounts.KindRevoked {
 			cred.NeedsReauth = true
 			b.Logger().Error("refresh token rejected, credential needs re-authorization",
-				"credential", name, "error", err)
-			err = errNeedsReauth{name: name}
+				"credential", name, "error", mintErr)
+			mintErr = errNeedsReauth{name: name}
 		} else {
-			b.Logger().Warn("mint access token failed", "credential", name, "error", err)
+			b.Logger().Warn("mint access token failed", "credential", name,
+				"error", mintErr, "backoff_until", cred.BackoffUntil.UTC().Format(time.RFC3339))
 		}
-		if perr := putCred(ctx, s, name, cred); perr != nil {
-			b.Logger().Warn("record mint failure", "credential", name, "error", perr)
+		if err := putCred(ctx, s, name, cred); err != nil {
+			b.Logger().Warn("record mint failure", "credential", name, "error", err)
 		}
-		return nil, "", err
+		return mintErr
 	}
 
 	// A replaced token nobody holds a lease on is forgotten; it expires
 	// within min_token_ttl anyway.
-	if prev, _ := getToken(ctx, s, name, cred.CurrentTokenID); prev != nil && prev.Leases <= 0 {
+	prev, err := getToken(ctx, s, name, cred.CurrentTokenID)
+	if err != nil {
+		return err
+	}
+	if prev != nil && prev.Leases <= 0 {
 		if err := s.Delete(ctx, tokenKey(name, cred.CurrentTokenID)); err != nil {
-			return nil, "", fmt.Errorf("forget replaced access token: %w", err)
+			return fmt.Errorf("forget replaced access token: %w", err)
 		}
 	}
 
@@ -174,18 +282,19 @@ func (b *backend) mint(ctx context.Context, s logical.Storage, client *accounts.
 		tok.Scopes = cred.Scopes
 	}
 	id := tokenID(t.AccessToken)
+	if err := putToken(ctx, s, name, id, tok); err != nil {
+		return err
+	}
 	cred.CurrentTokenID = id
-	cred.LastMint = t.IssuedAt
-	cred.LastError = ""
-	cred.LastErrorTime = time.Time{}
+	cred.recordSuccess(t.IssuedAt)
 	if t.APIDomain != "" {
 		cred.APIDomain = t.APIDomain
 	}
 	if err := putCred(ctx, s, name, cred); err != nil {
-		return nil, "", err
+		return err
 	}
 	b.Logger().Debug("access token minted", "credential", name, "token_id", id)
-	return tok, id, nil
+	return nil
 }
 
 func (b *backend) secretAccessTokenRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
