@@ -63,6 +63,8 @@ func newBackend() *backend {
 				credsPrefix,
 				tokensPrefix,
 				statePrefix,
+				selfPrefix,
+				selfTokensPrefix,
 				framework.WALPrefix,
 			},
 		},
@@ -73,6 +75,7 @@ func newBackend() *backend {
 			},
 			pathCreds(b),
 			[]*framework.Path{pathCredsStatus(b)},
+			pathSelf(b),
 		),
 		Secrets: []*framework.Secret{
 			secretAccessToken(b),

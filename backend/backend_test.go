@@ -204,9 +204,15 @@ func (e *testEnv) newCred(name string) {
 // internal data round-tripped through JSON, as Vault stores it.
 func (e *testEnv) read(name string) *logical.Response {
 	e.t.Helper()
-	resp := e.mustOK(logical.ReadOperation, "creds/"+name, nil)
+	return e.readPath("creds/" + name)
+}
+
+// readPath reads a leasing path, like read.
+func (e *testEnv) readPath(path string) *logical.Response {
+	e.t.Helper()
+	resp := e.mustOK(logical.ReadOperation, path, nil)
 	if resp.Secret == nil {
-		e.t.Fatalf("read creds/%s: no lease", name)
+		e.t.Fatalf("read %s: no lease", path)
 	}
 	raw, err := json.Marshal(resp.Secret.InternalData)
 	if err != nil {

@@ -6,14 +6,19 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
+// A credential id is its name for creds/<name> and "self/<name>" for a
+// Self Client credential; storage keys, locks and lease data use the id.
 const (
-	credsPrefix  = "creds/"
-	tokensPrefix = "tokens/"
+	credsPrefix      = "creds/"
+	tokensPrefix     = "tokens/"
+	selfPrefix       = "self/"
+	selfTokensPrefix = "selftokens/"
 
 	// tokenIDLen is the number of hex characters of a token id: a prefix
 	// of the token's SHA-256, safe for logs.
@@ -43,9 +48,11 @@ type credEntry struct {
 	// the refresh token when a redirect named one; empty means the
 	// configured endpoints. Refresh and revoke go there.
 	AccountsServer string `json:"accounts_server"`
-	// Source is how it was made: authorization_code, self_client or
-	// refresh_token (imported).
-	Source    string    `json:"source"`
+	// Source is how it was made: authorization_code, self_client,
+	// refresh_token (imported) or client_credentials.
+	Source string `json:"source"`
+	// Soid is the organization of a client-credentials credential.
+	Soid      string    `json:"soid,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 
 	// CurrentTokenID names the access token reads share.
@@ -86,9 +93,32 @@ func tokenID(accessToken string) string {
 	return hex.EncodeToString(sum[:])[:tokenIDLen]
 }
 
-func credKey(name string) string      { return credsPrefix + name }
-func tokenKey(name, id string) string { return tokensPrefix + name + "/" + id }
-func tokenDirKey(name string) string  { return tokensPrefix + name + "/" }
+// isSelf reports whether a credential id names a Self Client credential.
+func isSelf(id string) bool { return strings.HasPrefix(id, selfPrefix) }
+
+// credPath is the mount path of a credential, for messages.
+func credPath(id string) string {
+	if isSelf(id) {
+		return id
+	}
+	return credsPrefix + id
+}
+
+func credKey(id string) string {
+	if isSelf(id) {
+		return id
+	}
+	return credsPrefix + id
+}
+
+func tokenDirKey(id string) string {
+	if isSelf(id) {
+		return selfTokensPrefix + strings.TrimPrefix(id, selfPrefix) + "/"
+	}
+	return tokensPrefix + id + "/"
+}
+
+func tokenKey(cred, id string) string { return tokenDirKey(cred) + id }
 
 func getCred(ctx context.Context, s logical.Storage, name string) (*credEntry, error) {
 	raw, err := s.Get(ctx, credKey(name))
@@ -166,21 +196,23 @@ func deleteTokens(ctx context.Context, s logical.Storage, name, keep string) err
 // any expired a day ago (their leases, capped by the token's life, are
 // long gone).
 func (b *backend) sweepTokens(ctx context.Context, s logical.Storage, now time.Time) error {
-	names, err := s.List(ctx, tokensPrefix)
-	if err != nil {
-		return err
-	}
-	for _, dir := range names {
-		if len(dir) == 0 || dir[len(dir)-1] != '/' {
-			continue
-		}
-		name := dir[:len(dir)-1]
-		lock := b.credLock(name)
-		lock.Lock()
-		err := b.sweepCredTokens(ctx, s, name, now)
-		lock.Unlock()
+	for prefix, idPrefix := range map[string]string{tokensPrefix: "", selfTokensPrefix: selfPrefix} {
+		dirs, err := s.List(ctx, prefix)
 		if err != nil {
 			return err
+		}
+		for _, dir := range dirs {
+			if !strings.HasSuffix(dir, "/") {
+				continue
+			}
+			id := idPrefix + strings.TrimSuffix(dir, "/")
+			lock := b.credLock(id)
+			lock.Lock()
+			err := b.sweepCredTokens(ctx, s, id, now)
+			lock.Unlock()
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -524,9 +524,9 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	return resp, nil
 }
 
-func notFound(name string) error {
+func notFound(id string) error {
 	return logical.CodedError(http.StatusNotFound, fmt.Sprintf(
-		"credential %q does not exist: write creds/%s first", name, name))
+		"credential %q does not exist: write %s first", id, credPath(id)))
 }
 
 const pathCredsListHelpSyn = `List the stored credentials.`

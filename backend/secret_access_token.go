@@ -91,7 +91,7 @@ func (b *backend) issueAccessToken(ctx context.Context, s logical.Storage, name 
 		}
 	}
 	return nil, logical.CodedError(http.StatusServiceUnavailable,
-		"credential "+name+" changed repeatedly during the read; retry")
+		credPath(name)+" changed repeatedly during the read; retry")
 }
 
 // leaseCurrent leases the current token when it may be handed out; short
@@ -220,11 +220,7 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 		return qe
 	}
 
-	tokenURL, err := endpointAt(cfg.endpoints().TokenURL, cred.AccountsServer)
-	if err != nil {
-		return err
-	}
-	t, mintErr := client.Refresh(ctx, cred.RefreshToken, tokenURL)
+	t, mintErr := b.mintUpstream(ctx, client, cfg, name, cred)
 
 	lock.Lock()
 	defer lock.Unlock()
@@ -235,7 +231,8 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 	if err != nil {
 		return err
 	}
-	if latest == nil || latest.RefreshToken != cred.RefreshToken {
+	if latest == nil || latest.RefreshToken != cred.RefreshToken ||
+		!latest.CreatedAt.Equal(cred.CreatedAt) {
 		if mintErr == nil {
 			b.revokeBestEffort(ctx, client, t.AccessToken, cfg, cred.AccountsServer, name)
 		}
@@ -297,6 +294,21 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 	return nil
 }
 
+// mintUpstream sends the one request that makes a new access token: a
+// refresh, or a client-credentials grant for a Self Client credential.
+func (b *backend) mintUpstream(ctx context.Context, client *accounts.Client, cfg *configEntry,
+	id string, cred *credEntry,
+) (*accounts.Token, error) {
+	if isSelf(id) {
+		return client.ClientCredentials(ctx, cred.Scopes, cred.Soid)
+	}
+	tokenURL, err := endpointAt(cfg.endpoints().TokenURL, cred.AccountsServer)
+	if err != nil {
+		return nil, err
+	}
+	return client.Refresh(ctx, cred.RefreshToken, tokenURL)
+}
+
 func (b *backend) secretAccessTokenRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	name, id, msg := leaseIdentity(req)
 	if msg != "" {
@@ -319,14 +331,14 @@ func (b *backend) secretAccessTokenRenew(ctx context.Context, req *logical.Reque
 	}
 	if tok == nil {
 		return logical.ErrorResponse("the access token of this lease was revoked; " +
-			"read creds/" + name + " again"), nil
+			"read " + credPath(name) + " again"), nil
 	}
 
 	now := b.now()
 	left := tok.ExpiresAt.Sub(now) - cfg.LeaseSafetyMargin
 	if left <= 0 {
 		return logical.ErrorResponse("the access token of this lease is about to " +
-			"expire and cannot be renewed; read creds/" + name + " again"), nil
+			"expire and cannot be renewed; read " + credPath(name) + " again"), nil
 	}
 	ttl := req.Secret.Increment
 	if ttl <= 0 {
