@@ -99,4 +99,3 @@ func TestSelf_WrongSecretNamed(t *testing.T) {
 		t.Fatalf("message %q", msg)
 	}
 }
-
