@@ -95,6 +95,7 @@ func getTestBackend(t *testing.T, opts ...func(*accountstest.Options)) *testEnv 
 	sys := &logical.StaticSystemView{
 		DefaultLeaseTTLVal: 24 * time.Hour,
 		MaxLeaseTTLVal:     48 * time.Hour,
+		PluginEnvironment:  &logical.PluginEnvironment{VaultVersion: "1.21.0"},
 	}
 	conf.System = sys
 	conf.StorageView = &logical.InmemStorage{}

@@ -47,31 +47,49 @@ func pathAuthCodeURL(b *backend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: "Credential the granted code will be stored as. Required.",
 				Required:    true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Name",
+				},
 			},
 			"scopes": {
 				Type:        framework.TypeCommaStringSlice,
 				Description: "Scopes to ask for. Default the configured scopes.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Scopes",
+				},
 			},
 			"access_type": {
 				Type:        framework.TypeString,
 				Description: `"offline" (a refresh token is issued) or "online".`,
 				Default:     "offline",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Access type",
+				},
 			},
 			"prompt": {
 				Type: framework.TypeString,
 				Description: `"consent" makes the server issue a refresh token even ` +
 					`for a user who consented before; "none" leaves it out.`,
 				Default: "consent",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Prompt",
+				},
 			},
 			"redirect_uri": {
 				Type: framework.TypeString,
 				Description: "The configured redirect_uri (default) or one of " +
 					"extra_redirect_uris.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Redirect URI",
+				},
 			},
 			"ttl": {
 				Type:        framework.TypeDurationSecond,
 				Description: "How long the state is accepted. Default 10m, at most 1h.",
 				Default:     int(defaultStateTTL.Seconds()),
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "State TTL",
+				},
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{

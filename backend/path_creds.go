@@ -47,11 +47,15 @@ func pathCreds(b *backend) []*framework.Path {
 					Type:        framework.TypeString,
 					Description: "Name of the credential.",
 					Required:    true,
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Name",
+					},
 				},
 				"code": {
 					Type:        framework.TypeString,
 					Description: "Grant code from the redirect (with state), or from the API console (with self_client=true).",
 					DisplayAttrs: &framework.DisplayAttributes{
+						Name:      "Code",
 						Sensitive: true,
 					},
 				},
@@ -59,6 +63,7 @@ func pathCreds(b *backend) []*framework.Path {
 					Type:        framework.TypeString,
 					Description: "State from the redirect; must be one auth-code-url issued for this name.",
 					DisplayAttrs: &framework.DisplayAttributes{
+						Name:      "State",
 						Sensitive: true,
 					},
 				},
@@ -75,15 +80,22 @@ func pathCreds(b *backend) []*framework.Path {
 					Type: framework.TypeString,
 					Description: "Accounts server origin that issued the code or refresh " +
 						"token (the redirect's accounts-server); must be allowed by config.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Accounts server",
+					},
 				},
 				"self_client": {
 					Type:        framework.TypeBool,
 					Description: "The code was made in the API console (Self Client): no state, no redirect URI.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Self Client code",
+					},
 				},
 				"refresh_token": {
 					Type:        framework.TypeString,
 					Description: "Import a refresh token made elsewhere instead of exchanging a code.",
 					DisplayAttrs: &framework.DisplayAttributes{
+						Name:      "Refresh token",
 						Sensitive: true,
 					},
 				},
@@ -91,6 +103,9 @@ func pathCreds(b *backend) []*framework.Path {
 					Type:        framework.TypeBool,
 					Description: "On delete: revoke the refresh token at the accounts server first.",
 					Default:     true,
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Revoke upstream",
+					},
 				},
 			},
 			ExistenceCheck: b.pathCredsExistenceCheck,

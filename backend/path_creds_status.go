@@ -23,6 +23,9 @@ func pathCredsStatus(b *backend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: "Name of the credential.",
 				Required:    true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Name",
+				},
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{

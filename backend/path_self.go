@@ -42,10 +42,16 @@ func pathSelf(b *backend) []*framework.Path {
 					Type:        framework.TypeString,
 					Description: "Name of the Self Client credential.",
 					Required:    true,
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Name",
+					},
 				},
 				"scopes": {
 					Type:        framework.TypeCommaStringSlice,
 					Description: "Scopes to ask for. Default the configured scopes.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						Name: "Scopes",
+					},
 				},
 				"soid": {
 					Type: framework.TypeString,
