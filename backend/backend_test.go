@@ -60,7 +60,7 @@ func (s *syncBuffer) String() string {
 }
 
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	b       *backend
 	storage logical.Storage
 	emu     *accountstest.Server
@@ -73,6 +73,11 @@ type testEnv struct {
 // emulator on loopback, both on one fake clock. The engine is not yet
 // configured.
 func getTestBackend(t *testing.T, opts ...func(*accountstest.Options)) *testEnv {
+	return getTestBackendTB(t, opts...)
+}
+
+// getTestBackendTB is getTestBackend for tests and benchmarks alike.
+func getTestBackendTB(t testing.TB, opts ...func(*accountstest.Options)) *testEnv {
 	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
 

@@ -57,6 +57,9 @@ type credEntry struct {
 
 	// CurrentTokenID names the access token reads share.
 	CurrentTokenID string `json:"current_token_id"`
+	// Tokens indexes the access tokens kept in storage, so the quota
+	// guard counts live ones without listing storage.
+	Tokens []tokenRef `json:"tokens"`
 
 	// NeedsReauth is set when the accounts server says the refresh token
 	// is gone; reads then fail without calling upstream.
@@ -74,6 +77,29 @@ type credEntry struct {
 	BackoffKind   string    `json:"backoff_kind"`
 	LastError     string    `json:"last_error"`
 	LastErrorTime time.Time `json:"last_error_time"`
+}
+
+// tokenRef is an access token's id and expiry.
+type tokenRef struct {
+	ID        string    `json:"id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// addToken indexes a new token and drops expired ones from the index.
+func (c *credEntry) addToken(id string, expiresAt, now time.Time) {
+	c.dropToken("", now)
+	c.Tokens = append(c.Tokens, tokenRef{ID: id, ExpiresAt: expiresAt})
+}
+
+// dropToken removes id, and every expired token, from the index.
+func (c *credEntry) dropToken(id string, now time.Time) {
+	keep := c.Tokens[:0]
+	for _, r := range c.Tokens {
+		if r.ID != id && now.Before(r.ExpiresAt) {
+			keep = append(keep, r)
+		}
+	}
+	c.Tokens = keep
 }
 
 // tokenEntry is one access token and the number of live leases on it.

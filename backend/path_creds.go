@@ -375,7 +375,8 @@ func (b *backend) storeCred(ctx context.Context, s logical.Storage, client *acco
 		LastMint:       now,
 		// The exchange (or the import's proving refresh) was this
 		// refresh token's first mint.
-		Mints: []time.Time{now},
+		Mints:  []time.Time{now},
+		Tokens: []tokenRef{{ID: id, ExpiresAt: tok.ExpiresAt()}},
 	}
 	// The first access token is kept for the first read: the exchange
 	// already counted as a mint.

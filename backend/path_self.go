@@ -176,6 +176,7 @@ func (b *backend) pathSelfWrite(ctx context.Context, req *logical.Request, d *fr
 		CurrentTokenID: tid,
 		LastMint:       now,
 		Mints:          []time.Time{now},
+		Tokens:         []tokenRef{{ID: tid, ExpiresAt: tok.ExpiresAt()}},
 	}
 	old, err := getCred(ctx, req.Storage, id)
 	if err != nil {

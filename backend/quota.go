@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -76,16 +75,14 @@ func (c *credEntry) pruneMints(now time.Time, window time.Duration) {
 // guard says whether a mint may be sent upstream now. It returns a
 // quotaError when the provider would refuse it, or when minting would push
 // a leased token out of the provider's live-token cap.
-func (b *backend) guard(ctx context.Context, s logical.Storage, name string, cred *credEntry,
-	l limits, now time.Time,
-) (*quotaError, error) {
+func (b *backend) guard(name string, cred *credEntry, l limits, now time.Time) *quotaError {
 	if now.Before(cred.BackoffUntil) {
 		return &quotaError{
 			status:  backoffStatus(cred.BackoffKind),
 			reason:  fmt.Sprintf("credential %q is backing off after %s", name, backoffReason(cred.BackoffKind)),
 			retryAt: cred.BackoffUntil,
 			now:     now,
-		}, nil
+		}
 	}
 
 	cred.pruneMints(now, l.window)
@@ -96,13 +93,10 @@ func (b *backend) guard(ctx context.Context, s logical.Storage, name string, cre
 				"the accounts server's limit (config mint_limit)", name, len(cred.Mints), l.window),
 			retryAt: cred.Mints[0].Add(l.window),
 			now:     now,
-		}, nil
+		}
 	}
 
-	live, oldest, err := liveTokens(ctx, s, name, now)
-	if err != nil {
-		return nil, err
-	}
+	live, oldest := cred.liveTokens(now)
 	if live >= l.maxLive {
 		return &quotaError{
 			status: http.StatusTooManyRequests,
@@ -111,34 +105,26 @@ func (b *backend) guard(ctx context.Context, s logical.Storage, name string, cre
 				"(config max_live_tokens)", name, live),
 			retryAt: oldest,
 			now:     now,
-		}, nil
+		}
 	}
-	return nil, nil
+	return nil
 }
 
-// liveTokens counts a credential's unexpired access tokens and returns
+// liveTokens counts the credential's unexpired access tokens and returns
 // when the first of them expires.
-func liveTokens(ctx context.Context, s logical.Storage, name string, now time.Time) (int, time.Time, error) {
-	ids, err := s.List(ctx, tokenDirKey(name))
-	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("list access tokens: %w", err)
-	}
+func (c *credEntry) liveTokens(now time.Time) (int, time.Time) {
 	live := 0
 	var oldest time.Time
-	for _, id := range ids {
-		t, err := getToken(ctx, s, name, id)
-		if err != nil {
-			return 0, time.Time{}, err
-		}
-		if t == nil || !now.Before(t.ExpiresAt) {
+	for _, r := range c.Tokens {
+		if !now.Before(r.ExpiresAt) {
 			continue
 		}
 		live++
-		if oldest.IsZero() || t.ExpiresAt.Before(oldest) {
-			oldest = t.ExpiresAt
+		if oldest.IsZero() || r.ExpiresAt.Before(oldest) {
+			oldest = r.ExpiresAt
 		}
 	}
-	return live, oldest, nil
+	return live, oldest
 }
 
 // recordFailure sets the backoff after a failed mint: the provider's whole

@@ -205,8 +205,8 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 		return err
 	}
 	now := b.now()
-	qe, err := b.guard(ctx, s, name, cred, lim, now)
-	if err == nil && qe == nil {
+	qe := b.guard(name, cred, lim, now)
+	if qe == nil {
 		cred.Mints = append(cred.Mints, now)
 		err = putCred(ctx, s, name, cred)
 	}
@@ -269,6 +269,7 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 		if err := s.Delete(ctx, tokenKey(name, cred.CurrentTokenID)); err != nil {
 			return fmt.Errorf("forget replaced access token: %w", err)
 		}
+		cred.dropToken(cred.CurrentTokenID, now)
 	}
 
 	tok := newTokenEntry(t)
@@ -283,6 +284,7 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 		return err
 	}
 	cred.CurrentTokenID = id
+	cred.addToken(id, tok.ExpiresAt, now)
 	cred.recordSuccess(t.IssuedAt)
 	if t.APIDomain != "" {
 		cred.APIDomain = t.APIDomain
@@ -399,8 +401,11 @@ func (b *backend) secretAccessTokenRevoke(ctx context.Context, req *logical.Requ
 	if err != nil {
 		return nil, err
 	}
-	if cred != nil && cred.CurrentTokenID == id {
-		cred.CurrentTokenID = ""
+	if cred != nil {
+		if cred.CurrentTokenID == id {
+			cred.CurrentTokenID = ""
+		}
+		cred.dropToken(id, now)
 		if err := putCred(ctx, req.Storage, name, cred); err != nil {
 			return nil, err
 		}
