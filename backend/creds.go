@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -33,8 +34,43 @@ func checkName(name string) string {
 		return "name is required"
 	}
 	if !nameRegex.MatchString(name) {
-		return fmt.Sprintf("name %q is invalid: use 1 to 128 letters, digits, "+
-			"'.', '_' or '-', starting and ending with a letter or digit", name)
+		return fmt.Sprintf("name %s is invalid: use 1 to 128 letters, digits, "+
+			"'.', '_' or '-', starting and ending with a letter or digit", quoteShort(name))
+	}
+	return ""
+}
+
+// maxFieldLen bounds what a field may hold: real values are far shorter,
+// and nothing larger is stored or sent upstream.
+var maxFieldLen = map[string]int{
+	"client_id": 256, "client_secret": 1024, "redirect_uri": 2048, "code": 1024,
+	"state": 256, "refresh_token": 2048, "accounts_server": 512, "callback_url": 8192,
+	"accounts_url": 2048, "auth_url": 2048, "token_url": 2048, "revoke_url": 2048,
+	"portal_id": 32, "soid": 64,
+}
+
+// quoteShort quotes a caller's value for a message, cut to a length that
+// identifies it without echoing a huge paste.
+func quoteShort(s string) string {
+	const max = 64
+	if len(s) > max {
+		return fmt.Sprintf("%q… (%d bytes)", s[:max], len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// tooLong returns a message naming the first field over its limit.
+func tooLong(fields map[string]string) string {
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if max, ok := maxFieldLen[n]; ok && len(fields[n]) > max {
+			return fmt.Sprintf("%s is %d bytes long, more than the %d a real value "+
+				"needs: check what was pasted", n, len(fields[n]), max)
+		}
 	}
 	return ""
 }

@@ -230,11 +230,12 @@ func (b *backend) consumeState(ctx context.Context, s logical.Storage, state, na
 		return nil, fmt.Sprintf("state was issued for credential %q, not %q",
 			st.Name, name), nil
 	}
+	if !b.now().Before(st.ExpiresAt) {
+		// The periodic sweep removes it.
+		return nil, "state has expired: ask auth-code-url for a new URL", nil
+	}
 	if err := s.Delete(ctx, key); err != nil {
 		return nil, "", fmt.Errorf("delete state: %w", err)
-	}
-	if !b.now().Before(st.ExpiresAt) {
-		return nil, "state has expired: ask auth-code-url for a new URL", nil
 	}
 	return st, "", nil
 }

@@ -81,35 +81,6 @@ func TestAuthCodeURL_Options(t *testing.T) {
 	}
 }
 
-func TestAuthCodeURL_BadInput(t *testing.T) {
-	cases := map[string]struct {
-		data  map[string]interface{}
-		field string
-	}{
-		"no name":          {map[string]interface{}{}, "name"},
-		"bad name":         {map[string]interface{}{"name": "../x"}, "name"},
-		"unregistered uri": {map[string]interface{}{"name": "a", "redirect_uri": "https://evil.example/cb"}, "redirect_uri"},
-		"bad access type":  {map[string]interface{}{"name": "a", "access_type": "forever"}, "access_type"},
-		"bad prompt":       {map[string]interface{}{"name": "a", "prompt": "login"}, "prompt"},
-		"ttl too long":     {map[string]interface{}{"name": "a", "ttl": "2h"}, "ttl"},
-		"empty scopes":     {map[string]interface{}{"name": "a", "scopes": ","}, "scopes"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			e := getTestBackend(t)
-			e.configure(nil)
-			before := e.storageDump()
-			msg := e.mustFail(400, logical.UpdateOperation, "auth-code-url", tc.data)
-			if !strings.Contains(msg, tc.field) {
-				t.Fatalf("message %q does not name %s", msg, tc.field)
-			}
-			if len(e.storageDump()) != len(before) {
-				t.Fatal("a rejected request changed storage")
-			}
-		})
-	}
-}
-
 func TestAuthCodeURL_StateIsSingleUse(t *testing.T) {
 	e := getTestBackend(t)
 	e.configure(nil)

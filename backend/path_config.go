@@ -397,7 +397,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 			}
 		} else {
 			problems = append(problems, fmt.Sprintf(
-				"data_center %q is unknown: use one of %s", dc, dataCenterNames()))
+				"data_center %s is unknown: use one of %s", quoteShort(dc.(string)), dataCenterNames()))
 		}
 	case urlSet:
 		cfg.DataCenter = ""
@@ -436,6 +436,13 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, _ 
 // the fix.
 func (c *configEntry) validate() []string {
 	var p []string
+	if msg := tooLong(map[string]string{
+		"client_id": c.ClientID, "client_secret": c.ClientSecret,
+		"redirect_uri": c.RedirectURI, "accounts_url": c.AccountsURL, "portal_id": c.PortalID,
+		"auth_url": c.AuthURL, "token_url": c.TokenURL, "revoke_url": c.RevokeURL,
+	}); msg != "" {
+		return []string{msg}
+	}
 	if strings.TrimSpace(c.ClientID) == "" {
 		p = append(p, "client_id is required: copy it from the API console")
 	}

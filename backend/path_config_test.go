@@ -96,60 +96,6 @@ func TestConfig_PortalIDEmptyGivesStandardPaths(t *testing.T) {
 	}
 }
 
-func TestConfig_Validation(t *testing.T) {
-	base := func() map[string]interface{} {
-		return map[string]interface{}{
-			"client_id": testClientID, "client_secret": testClientSecret,
-		}
-	}
-	cases := map[string]struct {
-		data  map[string]interface{}
-		field string
-	}{
-		"no client id":        {map[string]interface{}{"client_secret": "x"}, "client_id"},
-		"no client secret":    {map[string]interface{}{"client_id": "x"}, "client_secret"},
-		"http token url":      {map[string]interface{}{"token_url": "http://accounts.example.org/token"}, "token_url"},
-		"http revoke url":     {map[string]interface{}{"revoke_url": "http://accounts.example.org/r"}, "revoke_url"},
-		"http accounts url":   {map[string]interface{}{"accounts_url": "http://accounts.zoho.com"}, "accounts_url"},
-		"relative token url":  {map[string]interface{}{"token_url": "/oauth/v2/token"}, "token_url"},
-		"unknown dc":          {map[string]interface{}{"data_center": "mars"}, "data_center"},
-		"dc and accounts url": {map[string]interface{}{"data_center": "eu", "accounts_url": "https://a.example"}, "data_center"},
-		"bad portal":          {map[string]interface{}{"portal_id": "10023/../x"}, "portal_id"},
-		"origin with path":    {map[string]interface{}{"allowed_accounts_servers": "https://accounts.zoho.eu/oauth"}, "allowed_accounts_servers"},
-		"http origin":         {map[string]interface{}{"allowed_accounts_servers": "http://accounts.zoho.eu"}, "allowed_accounts_servers"},
-		"bad redirect":        {map[string]interface{}{"redirect_uri": "not a url"}, "redirect_uri"},
-		"bad extra redirect":  {map[string]interface{}{"extra_redirect_uris": "ftp://x"}, "extra_redirect_uris"},
-		"empty scopes":        {map[string]interface{}{"scopes": ""}, "scopes"},
-		"timeout too long":    {map[string]interface{}{"request_timeout": "1h"}, "request_timeout"},
-		"min ttl too long":    {map[string]interface{}{"min_token_ttl": "2h"}, "min_token_ttl"},
-		"margin above min":    {map[string]interface{}{"lease_safety_margin": "6m"}, "lease_safety_margin"},
-		"user info in url":    {map[string]interface{}{"token_url": "https://u:p@a.example/token"}, "token_url"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			e := getTestBackend(t)
-			data := tc.data
-			if _, ok := data["client_id"]; !ok && name != "no client id" {
-				for k, v := range base() {
-					if _, set := data[k]; !set {
-						data[k] = v
-					}
-				}
-			}
-			msg := e.mustFail(400, logical.UpdateOperation, "config", data)
-			if !strings.Contains(msg, tc.field) {
-				t.Fatalf("message %q does not name %s", msg, tc.field)
-			}
-			if strings.Contains(msg, testClientSecret) {
-				t.Fatalf("message leaks the client secret: %q", msg)
-			}
-			if dump := e.storageDump(); len(dump) != 0 {
-				t.Fatalf("a rejected write stored %v", dump)
-			}
-		})
-	}
-}
-
 func TestConfig_ReportsEveryBadFieldAtOnce(t *testing.T) {
 	e := getTestBackend(t)
 	msg := e.mustFail(400, logical.UpdateOperation, "config", map[string]interface{}{

@@ -188,6 +188,12 @@ func parseCredsInput(d *framework.FieldData) (*credsInput, string) {
 		accountsServer: strings.TrimSpace(d.Get("accounts_server").(string)),
 	}
 	callback := strings.TrimSpace(d.Get("callback_url").(string))
+	if msg := tooLong(map[string]string{
+		"code": in.code, "state": in.state, "refresh_token": in.refreshToken,
+		"accounts_server": in.accountsServer, "callback_url": callback,
+	}); msg != "" {
+		return nil, msg
+	}
 
 	given := 0
 	for _, s := range []string{in.code, callback, in.refreshToken} {

@@ -175,45 +175,6 @@ func TestCreds_NoRefreshTokenWithoutOfflineConsent(t *testing.T) {
 	}
 }
 
-func TestCreds_BadInput(t *testing.T) {
-	cases := map[string]struct {
-		data  map[string]interface{}
-		field string
-	}{
-		"nothing":                {map[string]interface{}{}, "callback_url"},
-		"code without state":     {map[string]interface{}{"code": "1000.x"}, "state"},
-		"code and refresh token": {map[string]interface{}{"code": "1000.x", "state": "s", "refresh_token": "r"}, "only one"},
-		"callback and code":      {map[string]interface{}{"callback_url": "https://a/cb?code=1&state=2", "code": "c"}, "only one"},
-		"callback and state":     {map[string]interface{}{"callback_url": "https://a/cb?code=1&state=2", "state": "s"}, "state"},
-		"callback self client":   {map[string]interface{}{"callback_url": "https://a/cb?code=1&state=2", "self_client": true}, "self_client"},
-		"self client with state": {map[string]interface{}{"code": "c", "self_client": true, "state": "s"}, "state"},
-		"refresh with state":     {map[string]interface{}{"refresh_token": "r", "state": "s"}, "refresh_token"},
-		"callback not a url":     {map[string]interface{}{"callback_url": "code=1&state=2"}, "callback_url"},
-		"callback without code":  {map[string]interface{}{"callback_url": "https://a/cb?state=2"}, "code"},
-		"callback without state": {map[string]interface{}{"callback_url": "https://a/cb?code=2"}, "state"},
-		"callback with error":    {map[string]interface{}{"callback_url": "https://a/cb?error=access_denied&state=2"}, "access_denied"},
-		"unknown state":          {map[string]interface{}{"code": "c", "state": "forged"}, "state"},
-		"bad accounts server":    {map[string]interface{}{"code": "c", "self_client": true, "accounts_server": "ftp://x"}, "accounts_server"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			e := getTestBackend(t)
-			e.configure(nil)
-			before := len(e.storageDump())
-			msg := e.mustFail(400, logical.UpdateOperation, "creds/office", tc.data)
-			if !strings.Contains(msg, tc.field) {
-				t.Fatalf("message %q does not name %s", msg, tc.field)
-			}
-			if len(e.storageDump()) != before {
-				t.Fatal("a rejected write changed storage")
-			}
-			if c := e.emu.Counts(); c.TokenRequests != 0 {
-				t.Fatalf("a rejected write reached upstream: %+v", c)
-			}
-		})
-	}
-}
-
 func TestCreds_HostileAccountsServerGetsNothing(t *testing.T) {
 	var hits atomic.Int32
 	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

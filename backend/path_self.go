@@ -136,9 +136,9 @@ func (b *backend) pathSelfWrite(ctx context.Context, req *logical.Request, d *fr
 		return logical.ErrorResponse(`soid is required: "ZohoCRM.<org id>", the org id ` +
 			`from the CRM's Setup > Company Details`), nil
 	}
-	if !soidRegex.MatchString(soid) {
-		return logical.ErrorResponse(fmt.Sprintf(`soid %q must look like `+
-			`"ZohoCRM.<org id>" (digits after the dot)`, soid)), nil
+	if len(soid) > maxFieldLen["soid"] || !soidRegex.MatchString(soid) {
+		return logical.ErrorResponse(fmt.Sprintf(`soid %s must look like `+
+			`"ZohoCRM.<org id>" (digits after the dot)`, quoteShort(soid))), nil
 	}
 	scopes := cfg.Scopes
 	if v, ok := d.GetOk("scopes"); ok {

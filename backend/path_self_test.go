@@ -65,31 +65,6 @@ func TestSelf_ClientCredentialsFlow(t *testing.T) {
 	e.mustFail(404, logical.ReadOperation, "creds/reports", nil)
 }
 
-func TestSelf_BadInput(t *testing.T) {
-	cases := map[string]struct {
-		data  map[string]interface{}
-		field string
-	}{
-		"no soid":      {map[string]interface{}{}, "soid"},
-		"bad soid":     {map[string]interface{}{"soid": "10023122998"}, "soid"},
-		"empty scopes": {map[string]interface{}{"soid": testSoid, "scopes": " , "}, "scopes"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			e := getTestBackend(t)
-			e.configure(nil)
-			before := len(e.storageDump())
-			msg := e.mustFail(400, logical.UpdateOperation, "self/reports", tc.data)
-			if !strings.Contains(msg, tc.field) {
-				t.Fatalf("message %q does not name %s", msg, tc.field)
-			}
-			if len(e.storageDump()) != before || e.emu.Counts().TokenRequests != 0 {
-				t.Fatal("a rejected write changed storage or reached upstream")
-			}
-		})
-	}
-}
-
 func TestSelf_WrongSecretNamed(t *testing.T) {
 	e := getTestBackend(t)
 	e.configure(map[string]interface{}{"client_secret": "not-the-secret"})
