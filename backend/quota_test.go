@@ -186,57 +186,6 @@ func TestQuota_LiveTokenCapNeverEvictsALeasedToken(t *testing.T) {
 	}
 }
 
-func TestQuota_TransientFailuresBackOffAndKeepTheRefreshToken(t *testing.T) {
-	e := getTestBackend(t)
-	e.configure(nil)
-	coldCred(e, "office")
-	rt := storedCred(t, e, "office").RefreshToken
-
-	for _, f := range []accountstest.Faults{{Status: 503}, {Malformed: true}, {HTML: true}, {Reset: true}} {
-		e.emu.SetFaults(f)
-		sent := e.emu.Counts().TokenRequests
-		msg := e.mustFail(502, logical.ReadOperation, "creds/office", nil)
-		if strings.Contains(msg, rt) {
-			t.Fatal("message shows the refresh token")
-		}
-		// Backing off: the next read is refused without a request.
-		msg = e.mustFail(502, logical.ReadOperation, "creds/office", nil)
-		if !strings.Contains(msg, "backing off") {
-			t.Fatalf("fault %+v: message %q", f, msg)
-		}
-		if got := e.emu.Counts().TokenRequests - sent; got != 1 {
-			t.Fatalf("fault %+v: %d requests, want 1", f, got)
-		}
-		e.clock.Add(6 * time.Minute) // past the longest backoff
-	}
-
-	e.emu.SetFaults(accountstest.Faults{})
-	e.read("office")
-	if storedCred(t, e, "office").RefreshToken != rt || !e.emu.IsLive(rt) {
-		t.Fatal("the refresh token did not survive the outages")
-	}
-	status := e.mustOK(logical.ReadOperation, "creds/office/status", nil)
-	if status.Data["consecutive_failures"] != 0 || status.Data["last_error"] != "" {
-		t.Fatalf("status after recovery %v", status.Data)
-	}
-}
-
-func TestQuota_TimeoutIs504(t *testing.T) {
-	e := getTestBackend(t)
-	e.configure(map[string]interface{}{"request_timeout": 1})
-	coldCred(e, "office")
-	e.emu.SetFaults(accountstest.Faults{Latency: 3 * time.Second})
-
-	start := time.Now()
-	msg := e.mustFail(504, logical.ReadOperation, "creds/office", nil)
-	if time.Since(start) > 2500*time.Millisecond {
-		t.Fatalf("the read hung %v past a 1s timeout", time.Since(start))
-	}
-	if !strings.Contains(msg, "request_timeout") {
-		t.Fatalf("message %q", msg)
-	}
-}
-
 func TestQuota_BackoffGrowsWithJitter(t *testing.T) {
 	prev := time.Duration(0)
 	for n := 1; n <= 12; n++ {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -255,6 +256,17 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 		}
 		if err := putCred(ctx, s, name, cred); err != nil {
 			b.Logger().Warn("record mint failure", "credential", name, "error", err)
+		}
+		if now.Before(cred.BackoffUntil) {
+			// Say when the engine will try again; a still valid token
+			// is served meanwhile.
+			_, coded := responseForError(mintErr)
+			return &quotaError{
+				status:  backoffStatus(cred.BackoffKind),
+				reason:  strings.TrimSuffix(coded.Error(), "; retry later"),
+				retryAt: cred.BackoffUntil,
+				now:     now,
+			}
 		}
 		return mintErr
 	}
