@@ -148,8 +148,9 @@ func (b *backend) leaseCurrent(ctx context.Context, s logical.Storage, cfg *conf
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = ttl
 	if short {
-		resp.AddWarning("the mint quota is spent: this token has less than " +
-			"min_token_ttl left, so the lease is short")
+		resp.AddWarning("no new access token could be minted now (quota spent or " +
+			"the accounts server failing; see creds/<name>/status): this one has " +
+			"less than min_token_ttl left, so the lease is short")
 	}
 	b.Logger().Debug("access token leased", "credential", name, "token_id", id,
 		"leases", tok.Leases, "ttl", ttl.String())
