@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -71,5 +72,47 @@ func BenchmarkAuthCodeURL(b *testing.B) {
 		if err != nil || resp.IsError() {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPeriodic10kCredentials is the periodic function with 10,000
+// credentials holding 100,000 leases on live tokens, plus one hour's worth
+// of expired tokens to sweep.
+func BenchmarkPeriodic10kCredentials(b *testing.B) {
+	e := getTestBackendTB(b)
+	e.configure(nil)
+	ctx := b.Context()
+	now := e.clock.Now()
+	for i := range 10000 {
+		id := fmt.Sprintf("cred-%05d", i)
+		live := fmt.Sprintf("%016x", i)
+		dead := fmt.Sprintf("%016x", i+1<<32)
+		cred := &credEntry{RefreshToken: "1000.r" + id, CreatedAt: now, CurrentTokenID: live,
+			Tokens: []tokenRef{{ID: live, ExpiresAt: now.Add(time.Hour)}}}
+		if err := putCred(ctx, e.storage, id, cred); err != nil {
+			b.Fatal(err)
+		}
+		tok := &tokenEntry{AccessToken: "1000.a" + live, IssuedAt: now,
+			ExpiresAt: now.Add(time.Hour), Leases: 10}
+		if err := putNewToken(ctx, e.storage, id, live, tok); err != nil {
+			b.Fatal(err)
+		}
+		old := &tokenEntry{AccessToken: "1000.a" + dead, IssuedAt: now.Add(-4 * time.Hour),
+			ExpiresAt: now.Add(-3 * time.Hour)}
+		if err := putNewToken(ctx, e.storage, id, dead, old); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := &logical.Request{Storage: e.storage}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := e.b.periodic(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	ids, _ := e.storage.List(ctx, tokenDirKey("cred-00000"))
+	if len(ids) != 1 {
+		b.Fatalf("cred-00000 holds %d tokens after the sweep, want 1", len(ids))
 	}
 }

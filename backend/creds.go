@@ -3,10 +3,12 @@ package backend
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -254,49 +256,88 @@ func deleteTokens(ctx context.Context, s logical.Storage, name, keep string) err
 	return nil
 }
 
-// sweepTokens forgets access tokens that expired with no lease left, and
-// any expired a day ago (their leases, capped by the token's life, are
-// long gone).
+// Expired tokens are found through an index keyed by the hour they expire
+// in, so the periodic sweep touches only what it deletes, however many
+// credentials there are.
+const (
+	expiryPrefix = "expiry/"
+	expiryBucket = time.Hour
+	// sweepGrace keeps a token entry this long past its expiry: Vault
+	// revokes the last leases on it (capped by its life) well within.
+	sweepGrace = time.Hour
+)
+
+// expiryKey is the index entry of one access token.
+func expiryKey(credID, tokenID string, expiresAt time.Time) string {
+	bucket := expiresAt.Unix() / int64(expiryBucket/time.Second)
+	return fmt.Sprintf("%s%d/%s.%s", expiryPrefix, bucket,
+		base64.RawURLEncoding.EncodeToString([]byte(credID)), tokenID)
+}
+
+// putNewToken stores a freshly minted access token and indexes its expiry.
+func putNewToken(ctx context.Context, s logical.Storage, credID, id string, t *tokenEntry) error {
+	if err := s.Put(ctx, &logical.StorageEntry{Key: expiryKey(credID, id, t.ExpiresAt)}); err != nil {
+		return fmt.Errorf("index access token: %w", err)
+	}
+	return putToken(ctx, s, credID, id, t)
+}
+
+// sweepTokens forgets access tokens that expired over sweepGrace ago, and
+// their index entries.
 func (b *backend) sweepTokens(ctx context.Context, s logical.Storage, now time.Time) error {
-	for prefix, idPrefix := range map[string]string{tokensPrefix: "", selfTokensPrefix: selfPrefix} {
-		dirs, err := s.List(ctx, prefix)
+	buckets, err := s.List(ctx, expiryPrefix)
+	if err != nil {
+		return err
+	}
+	for _, dir := range buckets {
+		n, err := strconv.ParseInt(strings.TrimSuffix(dir, "/"), 10, 64)
 		if err != nil {
-			return err
+			continue
 		}
-		for _, dir := range dirs {
-			if !strings.HasSuffix(dir, "/") {
-				continue
-			}
-			id := idPrefix + strings.TrimSuffix(dir, "/")
-			lock := b.credLock(id)
-			lock.Lock()
-			err := b.sweepCredTokens(ctx, s, id, now)
-			lock.Unlock()
-			if err != nil {
-				return err
-			}
+		end := time.Unix((n+1)*int64(expiryBucket/time.Second), 0)
+		if now.Before(end.Add(sweepGrace)) {
+			continue
+		}
+		if err := b.sweepBucket(ctx, s, expiryPrefix+dir, now); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (b *backend) sweepCredTokens(ctx context.Context, s logical.Storage, name string, now time.Time) error {
-	ids, err := s.List(ctx, tokenDirKey(name))
+func (b *backend) sweepBucket(ctx context.Context, s logical.Storage, dir string, now time.Time) error {
+	keys, err := s.List(ctx, dir)
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		t, err := getToken(ctx, s, name, id)
-		if err != nil || t == nil {
-			continue
-		}
-		dead := now.After(t.ExpiresAt) && (t.Leases <= 0 ||
-			now.After(t.ExpiresAt.Add(24*time.Hour)))
-		if dead {
-			if err := s.Delete(ctx, tokenKey(name, id)); err != nil {
+	for _, k := range keys {
+		enc, id, ok := strings.Cut(k, ".")
+		raw, err := base64.RawURLEncoding.DecodeString(enc)
+		if ok && err == nil {
+			credID := string(raw)
+			lock := b.credLock(credID)
+			lock.Lock()
+			err = b.sweepToken(ctx, s, credID, id, now)
+			lock.Unlock()
+			if err != nil {
 				return err
 			}
 		}
+		if err := s.Delete(ctx, dir+k); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+func (b *backend) sweepToken(ctx context.Context, s logical.Storage, credID, id string, now time.Time) error {
+	t, err := getToken(ctx, s, credID, id)
+	if err != nil || t == nil || now.Before(t.ExpiresAt.Add(sweepGrace)) {
+		return err
+	}
+	if t.Leases > 0 {
+		b.Logger().Debug("forgetting expired access token with leases left",
+			"credential", credID, "token_id", id, "leases", t.Leases)
+	}
+	return s.Delete(ctx, tokenKey(credID, id))
 }

@@ -386,7 +386,7 @@ func (b *backend) storeCred(ctx context.Context, s logical.Storage, client *acco
 	}
 	// The first access token is kept for the first read: the exchange
 	// already counted as a mint.
-	err = putToken(ctx, s, name, id, newTokenEntry(tok))
+	err = putNewToken(ctx, s, name, id, newTokenEntry(tok))
 	if err == nil {
 		err = putCred(ctx, s, name, cred)
 	}

@@ -182,7 +182,7 @@ func (b *backend) pathSelfWrite(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
-	if err := putToken(ctx, req.Storage, id, tid, newTokenEntry(tok)); err != nil {
+	if err := putNewToken(ctx, req.Storage, id, tid, newTokenEntry(tok)); err != nil {
 		return nil, err
 	}
 	if err := putCred(ctx, req.Storage, id, cred); err != nil {

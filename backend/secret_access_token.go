@@ -293,7 +293,7 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 		tok.Scopes = cred.Scopes
 	}
 	id := tokenID(t.AccessToken)
-	if err := putToken(ctx, s, name, id, tok); err != nil {
+	if err := putNewToken(ctx, s, name, id, tok); err != nil {
 		return err
 	}
 	cred.CurrentTokenID = id

@@ -271,13 +271,27 @@ func TestLease_SweepForgetsDeadTokens(t *testing.T) {
 	e := getTestBackend(t)
 	e.configure(nil)
 	e.newCred("office")
+	e.newCred("other")
+	e.read("other") // a lease that Vault never revoked
+
+	// Not yet: the tokens expired less than the grace ago.
+	e.clock.Add(time.Hour + 30*time.Minute)
+	if err := e.b.periodic(t.Context(), &logical.Request{Storage: e.storage}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := e.storage.List(t.Context(), tokenDirKey("office")); len(ids) != 1 {
+		t.Fatalf("swept too early: %v", ids)
+	}
+
 	e.clock.Add(2 * time.Hour)
 	if err := e.b.periodic(t.Context(), &logical.Request{Storage: e.storage}); err != nil {
 		t.Fatal(err)
 	}
-	ids, err := e.storage.List(t.Context(), tokenDirKey("office"))
-	if err != nil || len(ids) != 0 {
-		t.Fatalf("expired unleased tokens left: %v (err %v)", ids, err)
+	for _, dir := range []string{tokenDirKey("office"), tokenDirKey("other"), expiryPrefix} {
+		keys, err := e.storage.List(t.Context(), dir)
+		if err != nil || len(keys) != 0 {
+			t.Fatalf("%s still holds %v (err %v)", dir, keys, err)
+		}
 	}
 }
 
