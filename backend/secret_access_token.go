@@ -66,7 +66,7 @@ func (b *backend) issueAccessToken(ctx context.Context, s logical.Storage, name 
 	}
 
 	for attempt := 0; attempt < 3; attempt++ {
-		resp, err := b.leaseCurrent(ctx, s, cfg, name, false)
+		resp, err := b.leaseCurrent(ctx, s, cfg, name, leaseReusable)
 		if err != nil || resp != nil {
 			return resp, err
 		}
@@ -80,7 +80,7 @@ func (b *backend) issueAccessToken(ctx context.Context, s logical.Storage, name 
 		switch {
 		case errors.As(err, &qe):
 			// Past the quota, a still valid token beats an error.
-			resp, lerr := b.leaseCurrent(ctx, s, cfg, name, true)
+			resp, lerr := b.leaseCurrent(ctx, s, cfg, name, leaseShort)
 			if lerr != nil || resp != nil {
 				return resp, lerr
 			}
@@ -90,16 +90,35 @@ func (b *backend) issueAccessToken(ctx context.Context, s logical.Storage, name 
 		case err != nil:
 			return nil, err
 		}
+
+		// A token just minted is leased whatever its life, even one the
+		// provider made shorter than min_token_ttl.
+		resp, err = b.leaseCurrent(ctx, s, cfg, name, leaseFresh)
+		if err != nil || resp != nil {
+			return resp, err
+		}
 	}
 	return nil, logical.CodedError(http.StatusServiceUnavailable,
 		credPath(name)+" changed repeatedly during the read; retry")
 }
 
-// leaseCurrent leases the current token when it may be handed out; short
-// allows one with less than min_token_ttl left (but more than the lease
-// safety margin). It returns nil, nil when a new token is needed.
+// leaseMode says which current token leaseCurrent may hand out.
+type leaseMode int
+
+const (
+	// leaseReusable: only one with at least min_token_ttl left.
+	leaseReusable leaseMode = iota
+	// leaseFresh: one just minted, with more than the safety margin left.
+	leaseFresh
+	// leaseShort: any with more than the safety margin left, when no new
+	// one can be minted; the answer warns of the short lease.
+	leaseShort
+)
+
+// leaseCurrent leases the current token when mode allows handing it out.
+// It returns nil, nil when a new token is needed.
 func (b *backend) leaseCurrent(ctx context.Context, s logical.Storage, cfg *configEntry,
-	name string, short bool,
+	name string, mode leaseMode,
 ) (*logical.Response, error) {
 	lock := b.credLock(name)
 	lock.Lock()
@@ -122,7 +141,8 @@ func (b *backend) leaseCurrent(ctx context.Context, s logical.Storage, cfg *conf
 	if err != nil || tok == nil {
 		return nil, err
 	}
-	if !reusable(tok, cfg, now) && !(short && tok.ExpiresAt.Sub(now) > cfg.LeaseSafetyMargin+time.Second) {
+	usable := tok.ExpiresAt.Sub(now) > cfg.LeaseSafetyMargin+time.Second
+	if !usable || (mode == leaseReusable && !reusable(tok, cfg, now)) {
 		return nil, nil
 	}
 
@@ -147,7 +167,7 @@ func (b *backend) leaseCurrent(ctx context.Context, s logical.Storage, cfg *conf
 	})
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = ttl
-	if short {
+	if mode == leaseShort {
 		resp.AddWarning("no new access token could be minted now (quota spent or " +
 			"the accounts server failing; see creds/<name>/status): this one has " +
 			"less than min_token_ttl left, so the lease is short")
@@ -224,24 +244,38 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 
 	t, mintErr := b.mintUpstream(ctx, client, cfg, name, cred)
 
+	// Keep the result under the lock; revoke what it retires after.
 	lock.Lock()
-	defer lock.Unlock()
+	retire, err := b.keepMinted(ctx, s, name, cred, t, mintErr, lim)
+	lock.Unlock()
+	for _, tok := range retire {
+		b.revokeBestEffort(ctx, client, tok, cfg, cred.AccountsServer, name)
+	}
+	return err
+}
 
+// keepMinted records a mint's outcome: the new token as current, or the
+// failure and its backoff. It returns access tokens to revoke upstream:
+// one minted for a credential that changed meanwhile, or the replaced one
+// when no lease holds it. Called with the credential's lock held.
+func (b *backend) keepMinted(ctx context.Context, s logical.Storage, name string, cred *credEntry,
+	t *accounts.Token, mintErr error, lim limits,
+) ([]string, error) {
 	// The credential may have been replaced or deleted while the request
 	// was out; a token minted from the old refresh token is not kept.
 	latest, err := getCred(ctx, s, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if latest == nil || latest.RefreshToken != cred.RefreshToken ||
 		!latest.CreatedAt.Equal(cred.CreatedAt) {
 		if mintErr == nil {
-			b.revokeBestEffort(ctx, client, t.AccessToken, cfg, cred.AccountsServer, name)
+			return []string{t.AccessToken}, errCredentialChanged
 		}
-		return errCredentialChanged
+		return nil, errCredentialChanged
 	}
 	cred = latest
-	now = b.now()
+	now := b.now()
 
 	if mintErr != nil {
 		kind := accounts.KindOf(mintErr)
@@ -262,27 +296,31 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 			// Say when the engine will try again; a still valid token
 			// is served meanwhile.
 			_, coded := responseForError(mintErr)
-			return &quotaError{
+			return nil, &quotaError{
 				status:  backoffStatus(cred.BackoffKind),
 				reason:  strings.TrimSuffix(coded.Error(), "; retry later"),
 				retryAt: cred.BackoffUntil,
 				now:     now,
 			}
 		}
-		return mintErr
+		return nil, mintErr
 	}
 
-	// A replaced token nobody holds a lease on is forgotten; it expires
-	// within min_token_ttl anyway.
+	// A replaced token nobody holds a lease on is never handed out again:
+	// revoke it so it does not count against the live-token cap.
+	var retire []string
 	prev, err := getToken(ctx, s, name, cred.CurrentTokenID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if prev != nil && prev.Leases <= 0 {
 		if err := s.Delete(ctx, tokenKey(name, cred.CurrentTokenID)); err != nil {
-			return fmt.Errorf("forget replaced access token: %w", err)
+			return nil, fmt.Errorf("forget replaced access token: %w", err)
 		}
 		cred.dropToken(cred.CurrentTokenID, now)
+		if now.Before(prev.ExpiresAt) {
+			retire = append(retire, prev.AccessToken)
+		}
 	}
 
 	tok := newTokenEntry(t)
@@ -294,7 +332,7 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 	}
 	id := tokenID(t.AccessToken)
 	if err := putNewToken(ctx, s, name, id, tok); err != nil {
-		return err
+		return nil, err
 	}
 	cred.CurrentTokenID = id
 	cred.addToken(id, tok.ExpiresAt, now)
@@ -303,10 +341,10 @@ func (b *backend) refreshCurrent(ctx context.Context, s logical.Storage, name st
 		cred.APIDomain = t.APIDomain
 	}
 	if err := putCred(ctx, s, name, cred); err != nil {
-		return err
+		return nil, err
 	}
 	b.Logger().Debug("access token minted", "credential", name, "token_id", id)
-	return nil
+	return retire, nil
 }
 
 // mintUpstream sends the one request that makes a new access token: a

@@ -348,3 +348,34 @@ func firstKey(m map[string]bool) string {
 	}
 	return ""
 }
+
+func TestLease_ShortLivedTokensAreLeasedOnce(t *testing.T) {
+	e := getTestBackend(t, func(o *accountstest.Options) { o.AccessTokenTTL = 2 * time.Minute })
+	e.configure(nil) // min_token_ttl 5m: longer than the tokens live
+	e.newCred("office")
+
+	resp := e.read("office")
+	if resp.Secret.TTL != 90*time.Second {
+		t.Fatalf("TTL %v, want the 2m token less the 30s margin", resp.Secret.TTL)
+	}
+	if c := e.emu.Counts(); c.Refreshes != 1 {
+		t.Fatalf("refreshes = %d, want 1 per read", c.Refreshes)
+	}
+}
+
+func TestLease_ReplacedUnleasedTokenRevokedUpstream(t *testing.T) {
+	e := getTestBackend(t)
+	e.configure(nil)
+	e.newCred("office") // the exchange's token is current, with no lease
+	first := storedCred(t, e, "office").CurrentTokenID
+	firstTok, err := getToken(t.Context(), e.storage, "office", first)
+	if err != nil || firstTok == nil {
+		t.Fatal(err)
+	}
+
+	e.clock.Add(56 * time.Minute)
+	e.read("office")
+	if e.emu.IsLive(firstTok.AccessToken) {
+		t.Fatal("a replaced token nobody leased is still live upstream")
+	}
+}
