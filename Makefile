@@ -5,6 +5,7 @@
 #   make test    gofmt, go vet, unit tests with -race, e2e tests on a real Vault
 #   make dev     emulator + dev Vault, the whole flow once, then keep running
 #   make demo    the same flow, unattended; exits non-zero if a step misbehaves
+#   make dist    static release binaries for linux/darwin amd64/arm64 + SHA256SUMS
 #   make clean   remove bin/ (the cached Vault build stays)
 
 SHELL := bash
@@ -20,7 +21,7 @@ EMULATOR := unitycrm-accounts-emulator
 # Extra flags for scripts/dev.sh, e.g. make dev DEV_FLAGS=--auto-approve.
 DEV_FLAGS ?=
 
-.PHONY: build vault test fmt-check vet unit e2e dev demo clean
+.PHONY: build vault test fmt-check vet unit e2e dev demo dist clean
 
 # Every command under cmd/: the plugin, the emulator and the helpers. The
 # plugin embeds its version from internal/version/VERSION; static binaries
@@ -58,5 +59,22 @@ dev:
 demo:
 	scripts/dev.sh --demo
 
+# Static release binaries for each platform, named with the version, and
+# their checksums; `vault plugin register -sha256` takes the plugin's.
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+dist:
+	@rm -rf dist && mkdir -p dist
+	@for p in $(PLATFORMS); do \
+		os=$${p%/*} arch=$${p#*/}; \
+		for cmd in $(PLUGIN) $(EMULATOR) unitycrm-login; do \
+			out=dist/$${cmd}_$(VERSION)_$${os}_$${arch}; \
+			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath \
+				-ldflags "-s -w" -o $$out ./cmd/$$cmd; \
+			echo "built $$out"; \
+		done; \
+	done
+	@cd dist && sha256sum * > SHA256SUMS && echo "wrote dist/SHA256SUMS"
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
