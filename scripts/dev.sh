@@ -171,12 +171,13 @@ cp "bin/$plugin" "$work/plugins/$plugin"
 sha=$(sha256sum "$work/plugins/$plugin" | awk '{ print $1 }')
 
 note "starting the accounts emulator"
-emu_args=(-listen 127.0.0.1:0 -ready-file "$work/emulator.url"
-	-client-id "$client_id" -client-secret "$client_secret")
+emu_args=(-listen 127.0.0.1:0 -ready-file "$work/emulator.url" -client-id "$client_id")
 if ((auto_approve)); then
 	emu_args+=(-auto-approve)
 fi
-"bin/$emulator" "${emu_args[@]}" >"$work/emulator.log" 2>&1 &
+# The secret goes through the environment, not the process list.
+UNITYCRM_EMULATOR_CLIENT_SECRET=$client_secret \
+	"bin/$emulator" "${emu_args[@]}" >"$work/emulator.log" 2>&1 &
 emu_pid=$!
 pids+=("$emu_pid")
 for ((i = 0; i < 100; i++)); do

@@ -83,6 +83,17 @@ type config struct {
 	quiet        bool
 }
 
+// secretEnv names the environment variable that may carry the client
+// secret instead of the command line.
+const secretEnv = "UNITYCRM_EMULATOR_CLIENT_SECRET"
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
 // parseFlags reads the command line.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
@@ -94,8 +105,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		"portal `id` in /clientoauth/v2/{portal}/...")
 	fs.StringVar(&c.clientID, "client-id", defaultClientID,
 		"`id` of the registered client")
-	fs.StringVar(&c.clientSecret, "client-secret", defaultClientSecret,
-		"`secret` of the registered client")
+	fs.StringVar(&c.clientSecret, "client-secret", envOr(secretEnv, defaultClientSecret),
+		"`secret` of the registered client (or set "+secretEnv+", which "+
+			"keeps it out of the process list)")
 	fs.Var(&c.redirectURIs, "redirect-uri",
 		"registered redirect `URI`, repeatable (default: the emulator's "+
 			"own /callback)")
