@@ -43,6 +43,9 @@ type backend struct {
 	// flights make concurrent reads of one credential share one mint.
 	flights singleflight.Group
 
+	// cache keeps what reads touch in memory; see cache.go.
+	cache *entryCache
+
 	// clientMu guards client, the accounts client built from config.
 	clientMu sync.RWMutex
 	client   *accounts.Client
@@ -52,6 +55,7 @@ func newBackend() *backend {
 	b := &backend{
 		now:   time.Now,
 		locks: locksutil.CreateLocks(),
+		cache: newEntryCache(),
 	}
 
 	b.Backend = &framework.Backend{
@@ -89,9 +93,18 @@ func newBackend() *backend {
 	return b
 }
 
-// invalidate drops the cached client when the config changes, on this
-// node or (on a standby) on the active one.
+// HandleRequest puts the entry cache in front of the request's storage.
+func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if req.Storage != nil {
+		req.Storage = &cachedStorage{Storage: req.Storage, cache: b.cache}
+	}
+	return b.Backend.HandleRequest(ctx, req)
+}
+
+// invalidate forgets what another node changed: a cached entry, and the
+// client when the config changed.
 func (b *backend) invalidate(_ context.Context, key string) {
+	b.cache.drop(key)
 	if key == configPath {
 		b.resetClient()
 	}

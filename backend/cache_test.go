@@ -1,0 +1,80 @@
+package backend
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// countingStorage counts the round trips that reach storage.
+type countingStorage struct {
+	logical.Storage
+	gets, puts atomic.Int64
+}
+
+func (c *countingStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	c.gets.Add(1)
+	return c.Storage.Get(ctx, key)
+}
+
+func (c *countingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	c.puts.Add(1)
+	return c.Storage.Put(ctx, e)
+}
+
+func TestCache_ReadCostsOneStorageWrite(t *testing.T) {
+	e := getTestBackend(t)
+	e.configure(nil)
+	e.newCred("office")
+	e.read("office") // warm
+
+	counting := &countingStorage{Storage: e.storage}
+	e.storage = counting
+	for range 10 {
+		e.read("office")
+	}
+	if g, p := counting.gets.Load(), counting.puts.Load(); g != 0 || p != 10 {
+		t.Fatalf("10 reads made %d storage reads and %d writes, want 0 and 10", g, p)
+	}
+}
+
+func TestCache_InvalidateSeesOtherNodesWrites(t *testing.T) {
+	e := getTestBackend(t)
+	e.configure(nil)
+	e.newCred("office")
+	e.read("office")
+
+	// Another node deletes the credential: storage changes underneath,
+	// and Vault calls Invalidate.
+	if err := e.storage.Delete(t.Context(), credKey("office")); err != nil {
+		t.Fatal(err)
+	}
+	e.b.invalidate(t.Context(), credKey("office"))
+	e.mustFail(404, logical.ReadOperation, "creds/office", nil)
+}
+
+func TestCache_FailedWriteIsNotCached(t *testing.T) {
+	e := getTestBackend(t)
+	e.configure(nil)
+	e.newCred("office")
+	before := storedCred(t, e, "office").RefreshToken
+
+	inner := e.storage
+	e.storage = &failingStorage{Storage: inner, prefix: credsPrefix}
+	cb, _ := e.authorize("office", nil)
+	if _, err := e.request(logical.UpdateOperation, "creds/office",
+		map[string]interface{}{"callback_url": cb}); err == nil {
+		t.Fatal("write succeeded with failing storage")
+	}
+	e.storage = inner
+	// The read must see what storage holds, not what the failed write tried.
+	e.read("office")
+	if storedCred(t, e, "office").RefreshToken != before {
+		t.Fatal("storage changed")
+	}
+	if !e.emu.IsLive(before) {
+		t.Fatal("the stored refresh token was revoked")
+	}
+}
