@@ -78,7 +78,7 @@ func newBackend() *backend {
 				pathAuthCodeURL(b),
 			},
 			pathCreds(b),
-			[]*framework.Path{pathCredsStatus(b)},
+			pathCredsStatus(b),
 			pathSelf(b),
 		),
 		Secrets: []*framework.Secret{

@@ -61,7 +61,7 @@ func TestOpenAPI_DocumentListsEveryPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"/config", "/auth-code-url", "/creds/", "/creds/{name}",
-		"/creds/{name}/status", "/self/", "/self/{name}"} {
+		"/creds/{name}/status", "/self/", "/self/{name}", "/self/{name}/status"} {
 		item, ok := doc.Paths[p]
 		if !ok {
 			t.Errorf("OpenAPI has no %s", p)

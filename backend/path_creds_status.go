@@ -4,19 +4,29 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-func pathCredsStatus(b *backend) *framework.Path {
+func pathCredsStatus(b *backend) []*framework.Path {
+	return []*framework.Path{
+		statusPath(b, "creds/", "credential-status", ""),
+		statusPath(b, selfPrefix, "self-client-credential-status", selfPrefix),
+	}
+}
+
+// statusPath is the status view below prefix; idPrefix turns a name into
+// a credential id.
+func statusPath(b *backend, prefix, suffix, idPrefix string) *framework.Path {
 	return &framework.Path{
-		Pattern: "creds/" + framework.GenericNameRegex("name") + "/status$",
+		Pattern: prefix + framework.GenericNameRegex("name") + "/status$",
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 			OperationVerb:   "read",
-			OperationSuffix: "credential-status",
+			OperationSuffix: suffix,
 		},
 		Fields: map[string]*framework.FieldSchema{
 			"name": {
@@ -30,7 +40,11 @@ func pathCredsStatus(b *backend) *framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
-				Callback: b.pathCredsStatusRead,
+				Callback: func(ctx context.Context, req *logical.Request,
+					d *framework.FieldData,
+				) (*logical.Response, error) {
+					return b.pathCredsStatusRead(ctx, req, idPrefix+d.Get("name").(string))
+				},
 			},
 		},
 		HelpSynopsis:    pathCredsStatusHelpSyn,
@@ -38,8 +52,7 @@ func pathCredsStatus(b *backend) *framework.Path {
 	}
 }
 
-func (b *backend) pathCredsStatusRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
+func (b *backend) pathCredsStatusRead(ctx context.Context, req *logical.Request, name string) (*logical.Response, error) {
 	cfg, err := getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -101,7 +114,7 @@ func (b *backend) pathCredsStatusRead(ctx context.Context, req *logical.Request,
 		backoff = timeOrEmpty(cred.BackoffUntil)
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"name":                 name,
+		"name":                 strings.TrimPrefix(name, selfPrefix),
 		"source":               cred.Source,
 		"created_at":           timeOrEmpty(cred.CreatedAt),
 		"scopes":               nonNil(cred.Scopes),

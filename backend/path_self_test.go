@@ -52,6 +52,12 @@ func TestSelf_ClientCredentialsFlow(t *testing.T) {
 		t.Fatal("no new client-credentials token")
 	}
 
+	status := e.mustOK(logical.ReadOperation, "self/reports/status", nil)
+	if status.Data["name"] != "reports" || status.Data["source"] != "client_credentials" ||
+		status.Data["mints_in_window"] != 2 {
+		t.Fatalf("status %v", status.Data)
+	}
+
 	list := e.mustOK(logical.ListOperation, "self/", nil)
 	if keys := list.Data["keys"].([]string); len(keys) != 1 || keys[0] != "reports" {
 		t.Fatalf("list %v", keys)
