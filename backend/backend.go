@@ -46,6 +46,10 @@ type backend struct {
 	// cache keeps what reads touch in memory; see cache.go.
 	cache *entryCache
 
+	// counters batch concurrent lease counts per token; see lease_count.go.
+	countersMu sync.Mutex
+	counters   map[string]*leaseCounter
+
 	// clientMu guards client, the accounts client built from config.
 	clientMu sync.RWMutex
 	client   *accounts.Client
@@ -53,9 +57,10 @@ type backend struct {
 
 func newBackend() *backend {
 	b := &backend{
-		now:   time.Now,
-		locks: locksutil.CreateLocks(),
-		cache: newEntryCache(),
+		now:      time.Now,
+		locks:    locksutil.CreateLocks(),
+		cache:    newEntryCache(),
+		counters: map[string]*leaseCounter{},
 	}
 
 	b.Backend = &framework.Backend{

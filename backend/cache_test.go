@@ -2,8 +2,10 @@ package backend
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -76,5 +78,49 @@ func TestCache_FailedWriteIsNotCached(t *testing.T) {
 	}
 	if !e.emu.IsLive(before) {
 		t.Fatal("the stored refresh token was revoked")
+	}
+}
+
+// slowStorage makes every write take a while, as a round trip to Vault's
+// storage does.
+type slowStorage struct {
+	countingStorage
+}
+
+func (s *slowStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	time.Sleep(5 * time.Millisecond)
+	return s.countingStorage.Put(ctx, e)
+}
+
+func TestLeaseCount_ConcurrentReadsShareWrites(t *testing.T) {
+	e := getTestBackend(t)
+	e.configure(nil)
+	e.newCred("office")
+	first := e.read("office")
+
+	slow := &slowStorage{countingStorage{Storage: e.storage}}
+	e.storage = slow
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := e.request(logical.ReadOperation, "creds/office", nil)
+			if code, msg := statusOf(resp, err); code != 200 {
+				t.Errorf("read: %d %s", code, msg)
+			}
+		}()
+	}
+	wg.Wait()
+
+	id := tokenID(first.Data["access_token"].(string))
+	tok, err := getToken(t.Context(), e.storage, "office", id)
+	if err != nil || tok.Leases != 51 {
+		t.Fatalf("lease count %v (err %v), want 51", tok, err)
+	}
+	puts := slow.puts.Load()
+	t.Logf("50 concurrent reads: %d storage writes", puts)
+	if puts >= 50 {
+		t.Fatalf("%d storage writes for 50 concurrent reads: no batching", puts)
 	}
 }

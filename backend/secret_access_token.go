@@ -120,9 +120,10 @@ const (
 func (b *backend) leaseCurrent(ctx context.Context, s logical.Storage, cfg *configEntry,
 	name string, mode leaseMode,
 ) (*logical.Response, error) {
+	// Shared: reads of one credential run side by side; see lease_count.go.
 	lock := b.credLock(name)
-	lock.Lock()
-	defer lock.Unlock()
+	lock.RLock()
+	defer lock.RUnlock()
 
 	cred, err := getCred(ctx, s, name)
 	if err != nil {
@@ -148,8 +149,7 @@ func (b *backend) leaseCurrent(ctx context.Context, s logical.Storage, cfg *conf
 
 	// Count the lease before handing the token out: revocation of the
 	// last lease revokes the token upstream.
-	tok.Leases++
-	if err := putToken(ctx, s, name, id, tok); err != nil {
+	if err := b.countLease(ctx, s, name, id); err != nil {
 		return nil, err
 	}
 
@@ -173,7 +173,7 @@ func (b *backend) leaseCurrent(ctx context.Context, s logical.Storage, cfg *conf
 			"less than min_token_ttl left, so the lease is short")
 	}
 	b.Logger().Debug("access token leased", "credential", name, "token_id", id,
-		"leases", tok.Leases, "ttl", ttl.String())
+		"ttl", ttl.String())
 	return resp, nil
 }
 
