@@ -21,7 +21,7 @@ EMULATOR := unitycrm-accounts-emulator
 # Extra flags for scripts/dev.sh, e.g. make dev DEV_FLAGS=--auto-approve.
 DEV_FLAGS ?=
 
-.PHONY: build vault test fmt-check vet unit e2e dev demo dist clean
+.PHONY: build vault test fmt-check vet unit e2e dev demo dist clean bench test-full
 
 # Every command under cmd/: the plugin, the emulator and the helpers. The
 # plugin embeds its version from internal/version/VERSION; static binaries
@@ -53,6 +53,39 @@ e2e:
 	vault_bin=$$(scripts/vault/ensure.sh); \
 	VAULT_BIN=$$vault_bin $(GO) test -tags e2e -count=1 ./e2e/...
 
+# The long form of the reliability suite: what `make test` runs, then the
+# bad-input and provider-fault tables verbosely, each fuzz target for
+# FUZZTIME (default 20s), and the e2e tests with E2E_FULL=1 (a minute of
+# load, a longer failover), ending with a markdown table of what was tried
+# and what held.
+test-full: fmt-check vet unit
+	@vault_bin=$$(scripts/vault/ensure.sh); \
+	fuzztime=$${FUZZTIME:-20s}; \
+	rows=$$(mktemp); table=$$(mktemp); log=$$(mktemp); \
+	trap 'rm -f "$$rows" "$$table" "$$log"' EXIT; \
+	echo "== bad input and provider faults"; \
+	$(GO) test -count=1 -v -run '^(TestBadInput|TestProviderFaults.*)$$' ./backend/ \
+		| tee "$$log" | grep -E '^(=== RUN|--- |    [a-z_]+_test.go:)' ; \
+	bad=$$(grep -o '[0-9]* malformed requests tried, [0-9]* held' "$$log" | tail -1); \
+	faults=$$(grep -c -- '--- PASS: TestProviderFaults' "$$log"); \
+	echo "| bad input (backend) | malformed requests on every path: missing and conflicting fields, bad names, huge values, bad URLs, non-https endpoints, unknown data centers, wrong, reused and expired states, foreign accounts servers | $$bad: each a 400 naming the field, storage unchanged, nothing sent upstream | PASS |" >> "$$rows"; \
+	echo "| provider faults (backend) | latency past the timeout, 502 and 503 pages, connection reset, malformed JSON, HTML in HTTP 200, Access Denied and its localized form, throttling mid-burst, an outage while a token is valid | $$faults tests and cases passed: the caller's status and message per fault, refresh token intact, one upstream request then backoff | PASS |" >> "$$rows"; \
+	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' backend); do \
+		pkg=./$$(dirname "$$file"); \
+		for fn in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' "$$file" | cut -d' ' -f2); do \
+			echo "== $$fn ($$pkg) for $$fuzztime"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime "$$fuzztime" "$$pkg" 2>&1 | tee "$$log"; \
+			execs=$$(grep -o 'execs: [0-9]*' "$$log" | tail -1 | cut -d' ' -f2); \
+			echo "| fuzz $$fn | $$fuzztime of go test -fuzz on $$pkg from its seed corpus | $${execs:-?} executions, 0 crashes | PASS |" >> "$$rows"; \
+		done; \
+	done; \
+	echo "== e2e, full form"; \
+	status=0; \
+	VAULT_BIN=$$vault_bin E2E_FULL=1 E2E_SUMMARY_ROWS=$$rows E2E_SUMMARY_OUT=$$table \
+		$(GO) test -tags e2e -count=1 -v -timeout 30m ./e2e/... || status=$$?; \
+	cat "$$table"; \
+	exit $$status
+
 dev:
 	scripts/dev.sh $(DEV_FLAGS)
 
@@ -78,3 +111,10 @@ dist:
 
 clean:
 	rm -rf $(BIN) dist
+
+# The engine against Vault's own KV v1, side by side in one run (about six
+# minutes): prints a markdown table and writes bench/RESULTS.md. Extra flags
+# for bench/cmd/unitycrm-bench, e.g. make bench BENCH_FLAGS='-keep'.
+bench:
+	vault_bin=$$(scripts/vault/ensure.sh); \
+	VAULT_BIN=$$vault_bin $(GO) run ./bench/cmd/unitycrm-bench $(BENCH_FLAGS)

@@ -124,3 +124,31 @@ func TestLeaseCount_ConcurrentReadsShareWrites(t *testing.T) {
 		t.Fatalf("%d storage writes for 50 concurrent reads: no batching", puts)
 	}
 }
+
+func TestLeaseCount_AbandonedReadLeavesNoCount(t *testing.T) {
+	e := getTestBackend(t)
+	e.configure(nil)
+	e.newCred("office")
+	lease := e.read("office")
+	id := tokenID(lease.Data["access_token"].(string))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the application gave up on the read
+	_, err := e.b.HandleRequest(ctx, &logical.Request{
+		Operation: logical.ReadOperation, Path: "creds/office", Storage: e.storage,
+	})
+	if err == nil {
+		t.Fatal("an abandoned read succeeded")
+	}
+	tok, err := getToken(t.Context(), e.storage, "office", id)
+	if err != nil || tok.Leases != 1 {
+		t.Fatalf("lease count %v (err %v), want 1", tok, err)
+	}
+	// Revoking the one real lease still revokes the token upstream.
+	if err := e.revokeLease(lease); err != nil {
+		t.Fatal(err)
+	}
+	if e.emu.IsLive(lease.Data["access_token"].(string)) {
+		t.Fatal("token live after its only real lease ended")
+	}
+}

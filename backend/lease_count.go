@@ -32,16 +32,16 @@ type leaseBatch struct {
 	lead chan struct{} // closed when a member should write the batch
 }
 
-// countLease adds one lease to token id of a credential and returns once
-// it is stored. The caller holds the credential's lock shared.
-func (b *backend) countLease(ctx context.Context, s logical.Storage, name, id string) error {
+// countLease adds delta leases to token id of a credential and returns
+// once that is stored. The caller holds the credential's lock shared.
+func (b *backend) countLease(ctx context.Context, s logical.Storage, name, id string, delta int) error {
 	key := tokenKey(name, id)
 	c := b.acquireCounter(key)
 	defer b.releaseCounter(key, c)
 
 	// A member's own cancellation must not fail the others' write.
 	ctx = context.WithoutCancel(ctx)
-	return c.add(func(n int) error {
+	return c.add(delta, func(n int) error {
 		tok, err := getToken(ctx, s, name, id)
 		if err != nil {
 			return err
@@ -50,11 +50,14 @@ func (b *backend) countLease(ctx context.Context, s logical.Storage, name, id st
 			return fmt.Errorf("access token %s of credential %q is gone", id, name)
 		}
 		tok.Leases += n
+		if tok.Leases < 0 {
+			tok.Leases = 0
+		}
 		return putToken(ctx, s, name, id, tok)
 	})
 }
 
-func (c *leaseCounter) add(write func(n int) error) error {
+func (c *leaseCounter) add(delta int, write func(n int) error) error {
 	c.mu.Lock()
 	if c.open == nil {
 		c.open = &leaseBatch{done: make(chan struct{}), lead: make(chan struct{})}
@@ -63,7 +66,7 @@ func (c *leaseCounter) add(write func(n int) error) error {
 		}
 	}
 	batch := c.open
-	batch.n++
+	batch.n += delta
 	c.mu.Unlock()
 
 	select {

@@ -149,7 +149,20 @@ func (b *backend) leaseCurrent(ctx context.Context, s logical.Storage, cfg *conf
 
 	// Count the lease before handing the token out: revocation of the
 	// last lease revokes the token upstream.
-	if err := b.countLease(ctx, s, name, id); err != nil {
+	if err := b.countLease(ctx, s, name, id, 1); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		// The caller is gone: Vault will register no lease for this read,
+		// so none may stay counted. TODO(phantom lease counts): a caller
+		// that gives up after this check, before Vault registers the
+		// lease, still leaves a count that keeps the token live upstream
+		// until it expires; per-lease records with their own expiry would
+		// close that window.
+		if uerr := b.countLease(ctx, s, name, id, -1); uerr != nil {
+			b.Logger().Warn("uncount lease of abandoned read", "credential", name,
+				"token_id", id, "error", uerr)
+		}
 		return nil, err
 	}
 
