@@ -46,6 +46,10 @@ type backend struct {
 	// cache keeps what reads touch in memory; see cache.go.
 	cache *entryCache
 
+	// ttls caches the mount's lease TTLs briefly: each lookup is a round
+	// trip to Vault.
+	ttls ttlCache
+
 	// counters batch concurrent lease counts per token; see lease_count.go.
 	countersMu sync.Mutex
 	counters   map[string]*leaseCounter
@@ -100,7 +104,7 @@ func newBackend() *backend {
 
 // HandleRequest puts the entry cache in front of the request's storage.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-	if req.Storage != nil {
+	if cs, ok := req.Storage.(*cachedStorage); req.Storage != nil && !(ok && cs.cache == b.cache) {
 		req.Storage = &cachedStorage{Storage: req.Storage, cache: b.cache}
 	}
 	return b.Backend.HandleRequest(ctx, req)
@@ -160,6 +164,7 @@ func (b *backend) credLock(name string) *locksutil.LockEntry {
 
 // periodic sweeps stale grant-code states and dead access tokens.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	start := time.Now()
 	now := b.now()
 	if err := b.sweepStates(ctx, req.Storage, now); err != nil {
 		return fmt.Errorf("sweep states: %w", err)
@@ -167,6 +172,7 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if err := b.sweepTokens(ctx, req.Storage, now); err != nil {
 		return fmt.Errorf("sweep tokens: %w", err)
 	}
+	b.Logger().Debug("periodic done", "took", time.Since(start).String())
 	return nil
 }
 

@@ -48,6 +48,15 @@ func (c *entryCache) drop(key string) {
 	c.gen[key]++
 }
 
+// bump marks key as being written, keeping its cached value, and returns
+// the new generation.
+func (c *entryCache) bump(key string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen[key]++
+	return c.gen[key]
+}
+
 func (c *entryCache) lookup(key string) ([]byte, uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -105,15 +114,16 @@ func (s *cachedStorage) Put(ctx context.Context, entry *logical.StorageEntry) er
 	if !cacheable(entry.Key) {
 		return s.Storage.Put(ctx, entry)
 	}
-	// Dropping before and after the write makes any read that overlapped
-	// it unable to cache what it saw.
-	s.cache.drop(entry.Key)
+	// Bumping the generation before and after the write makes any read
+	// that overlapped it unable to cache what it saw; meanwhile reads get
+	// the value from before the write, as they would from storage.
+	s.cache.bump(entry.Key)
 	err := s.Storage.Put(ctx, entry)
-	s.cache.drop(entry.Key)
 	if err != nil {
+		s.cache.drop(entry.Key)
 		return err
 	}
-	_, gen, _ := s.cache.lookup(entry.Key)
+	gen := s.cache.bump(entry.Key)
 	s.cache.store(entry.Key, entry.Value, gen)
 	return nil
 }

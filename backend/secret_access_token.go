@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -166,7 +167,7 @@ func (b *backend) leaseCurrent(ctx context.Context, s logical.Storage, cfg *conf
 		return nil, err
 	}
 
-	ttl := leaseTTL(b.System(), tok, cfg, now)
+	ttl := leaseTTL(b.ttls.get(b.System()), tok, cfg, now)
 	resp := b.Secret(secretAccessTokenType).Response(map[string]interface{}{
 		"access_token":         tok.AccessToken,
 		"token_type":           tok.TokenType,
@@ -197,11 +198,34 @@ func reusable(tok *tokenEntry, cfg *configEntry, now time.Time) bool {
 	return left >= cfg.MinTokenTTL && left > cfg.LeaseSafetyMargin+time.Second
 }
 
+// mountTTLs are the mount's default and maximum lease TTLs.
+type mountTTLs struct{ def, max time.Duration }
+
+// ttlCache holds the mount's TTLs for a second: a tune reaches reads within
+// that, and reads skip two round trips to Vault each.
+type ttlCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	ttls mountTTLs
+}
+
+const ttlCacheFor = time.Second
+
+func (c *ttlCache) get(sys logical.SystemView) mountTTLs {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) > ttlCacheFor {
+		c.ttls = mountTTLs{def: sys.DefaultLeaseTTL(), max: sys.MaxLeaseTTL()}
+		c.at = time.Now()
+	}
+	return c.ttls
+}
+
 // leaseTTL is the mount's TTL capped by the token's remaining life minus
 // the safety margin: no lease outlives its token.
-func leaseTTL(sys logical.SystemView, tok *tokenEntry, cfg *configEntry, now time.Time) time.Duration {
-	ttl := sys.DefaultLeaseTTL()
-	if max := sys.MaxLeaseTTL(); max > 0 && (ttl <= 0 || ttl > max) {
+func leaseTTL(m mountTTLs, tok *tokenEntry, cfg *configEntry, now time.Time) time.Duration {
+	ttl := m.def
+	if max := m.max; max > 0 && (ttl <= 0 || ttl > max) {
 		ttl = max
 	}
 	left := tok.ExpiresAt.Sub(now) - cfg.LeaseSafetyMargin

@@ -62,6 +62,7 @@ func TestLease_TTLCappedByMountAndToken(t *testing.T) {
 	}
 	e.sys.DefaultLeaseTTLVal = 24 * time.Hour
 	e.sys.MaxLeaseTTLVal = 20 * time.Minute
+	e.b.ttls = ttlCache{} // a tune reaches reads within a second
 	if ttl := e.read("office").Secret.TTL; ttl != 20*time.Minute {
 		t.Fatalf("TTL %v, want the mount's max 20m", ttl)
 	}
