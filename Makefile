@@ -3,10 +3,14 @@
 #   make build   plugin, emulator and helper binaries into bin/
 #   make vault   find or build the pinned Vault (scripts/vault/ensure.sh)
 #   make test    gofmt, go vet, unit tests with -race, e2e tests on a real Vault
+#   make test-full  the same plus fuzzing and the long load and failover forms,
+#                ending in a summary table
+#   make bench   benchmarks in-process and through a real Vault, against KV v1;
+#                writes bench/RESULTS.md
 #   make dev     emulator + dev Vault, the whole flow once, then keep running
 #   make demo    the same flow, unattended; exits non-zero if a step misbehaves
 #   make dist    static release binaries for linux/darwin amd64/arm64 + SHA256SUMS
-#   make clean   remove bin/ (the cached Vault build stays)
+#   make clean   remove bin/ and dist/ (the cached Vault build stays)
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
