@@ -102,8 +102,20 @@ func newBackend() *backend {
 	return b
 }
 
-// HandleRequest puts the entry cache in front of the request's storage.
+// secretFields are request fields that carry secrets. A value of the wrong
+// type is refused here: the framework's own type error would quote it.
+var secretFields = []string{"client_secret", "code", "state", "callback_url", "refresh_token"}
+
+// HandleRequest refuses secret fields that are not strings, then puts the
+// entry cache in front of the request's storage.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	for _, f := range secretFields {
+		if v, ok := req.Data[f]; ok && v != nil {
+			if _, isString := v.(string); !isString {
+				return logical.ErrorResponse(f + " must be a string"), nil
+			}
+		}
+	}
 	if cs, ok := req.Storage.(*cachedStorage); req.Storage != nil && !(ok && cs.cache == b.cache) {
 		req.Storage = &cachedStorage{Storage: req.Storage, cache: b.cache}
 	}

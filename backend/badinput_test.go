@@ -70,6 +70,18 @@ var badInputs = map[string]badInput{
 	"config/mint window too short": cfg(m{"mint_window": "10s"}, "mint_window"),
 	"config/too many live tokens":  cfg(m{"max_live_tokens": 31}, "max_live_tokens"),
 
+	"config/accounts url with path":   cfg(m{"accounts_url": "https://a.example/path?x=1"}, "accounts_url"),
+	"config/token url with fragment":  cfg(m{"token_url": "https://a.example/token#x"}, "token_url"),
+	"config/secret of the wrong type": cfg(m{"client_secret": []interface{}{"LEAKSECRET77"}}, "client_secret"),
+	"config/too many scopes":          cfg(m{"scopes": strings.Repeat("ZohoCRM.a,", 100)}, "scopes"),
+	"config/huge scope":               cfg(m{"scopes": huge}, "scopes"),
+	"config/huge extra redirect":      cfg(m{"extra_redirect_uris": "https://a.example/" + huge}, "extra_redirect_uris"),
+
+	"auth-code-url/name with dots": acu(m{"name": "a..b"}, "name"),
+	"auth-code-url/huge scope":     acu(m{"name": "a", "scopes": huge}, "scopes"),
+	"creds/code of the wrong type": creds(m{"code": map[string]interface{}{"x": "LEAKSECRET77"}, "self_client": true}, "code"),
+	"creds/refresh token list":     creds(m{"refresh_token": []interface{}{"LEAKSECRET77"}}, "refresh_token"),
+
 	"auth-code-url/no name":          acu(m{}, "name"),
 	"auth-code-url/bad name":         acu(m{"name": "../x"}, "name"),
 	"auth-code-url/huge name":        acu(m{"name": huge}, "name"),
@@ -169,7 +181,8 @@ func TestBadInput(t *testing.T) {
 			if !strings.Contains(msg, tc.field) {
 				t.Fatalf("message %q does not name %s", msg, tc.field)
 			}
-			if strings.Contains(msg, testClientSecret) || strings.Contains(msg, huge) {
+			if strings.Contains(msg, testClientSecret) || strings.Contains(msg, huge) ||
+				strings.Contains(msg, "LEAKSECRET77") {
 				t.Fatalf("message echoes a secret or the whole value: %.200q", msg)
 			}
 			after := e.storageDump()

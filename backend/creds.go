@@ -35,9 +35,10 @@ func checkName(name string) string {
 	if name == "" {
 		return "name is required"
 	}
-	if !nameRegex.MatchString(name) {
+	if !nameRegex.MatchString(name) || strings.Contains(name, "..") {
 		return fmt.Sprintf("name %s is invalid: use 1 to 128 letters, digits, "+
-			"'.', '_' or '-', starting and ending with a letter or digit", quoteShort(name))
+			"'.', '_' or '-', starting and ending with a letter or digit, without "+
+			"'..'", quoteShort(name))
 	}
 	return ""
 }
@@ -59,6 +60,27 @@ func quoteShort(s string) string {
 		return fmt.Sprintf("%q… (%d bytes)", s[:max], len(s))
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// Lists are bounded too.
+const (
+	maxListLen  = 50
+	maxScopeLen = 128
+)
+
+// badList returns a message when a list field is too long or holds an
+// entry that is.
+func badList(field string, items []string, maxItem int) string {
+	if len(items) > maxListLen {
+		return fmt.Sprintf("%s has %d entries, more than %d", field, len(items), maxListLen)
+	}
+	for _, it := range items {
+		if len(it) > maxItem {
+			return fmt.Sprintf("%s entry %s is longer than %d bytes", field,
+				quoteShort(it), maxItem)
+		}
+	}
+	return ""
 }
 
 // tooLong returns a message naming the first field over its limit.

@@ -121,6 +121,9 @@ func (b *backend) pathAuthCodeURLWrite(ctx context.Context, req *logical.Request
 	scopes := cfg.Scopes
 	if v, ok := d.GetOk("scopes"); ok {
 		scopes = trimAll(v.([]string))
+		if msg := badList("scopes", scopes, maxScopeLen); msg != "" {
+			return logical.ErrorResponse(msg), nil
+		}
 		if len(scopes) == 0 {
 			return logical.ErrorResponse("scopes must name at least one scope, " +
 				"or be left out for the configured ones"), nil

@@ -443,6 +443,21 @@ func (c *configEntry) validate() []string {
 	}); msg != "" {
 		return []string{msg}
 	}
+	for field, list := range map[string][]string{
+		"scopes": c.Scopes, "extra_redirect_uris": c.ExtraRedirectURIs,
+		"allowed_accounts_servers": c.AllowedAccountsServers,
+	} {
+		max := maxFieldLen["redirect_uri"]
+		if field == "scopes" {
+			max = maxScopeLen
+		}
+		if msg := badList(field, list, max); msg != "" {
+			p = append(p, msg)
+		}
+	}
+	if len(p) > 0 {
+		return p
+	}
 	if strings.TrimSpace(c.ClientID) == "" {
 		p = append(p, "client_id is required: copy it from the API console")
 	}
@@ -461,6 +476,9 @@ func (c *configEntry) validate() []string {
 	}
 	if err := checkURL(c.AccountsURL, true); err != nil {
 		p = append(p, "accounts_url "+err.Error())
+	} else if o, err := origin(c.AccountsURL); err != nil || o != strings.TrimRight(strings.ToLower(c.AccountsURL), "/") {
+		p = append(p, fmt.Sprintf("accounts_url %s must be an origin, "+
+			"scheme://host[:port], without a path, query or fragment", quoteShort(c.AccountsURL)))
 	}
 	if c.PortalID != "" && !isDigits(c.PortalID) {
 		p = append(p, fmt.Sprintf("portal_id %q must be digits only (or empty for "+
@@ -482,8 +500,8 @@ func (c *configEntry) validate() []string {
 		case err != nil:
 			p = append(p, "allowed_accounts_servers "+err.Error())
 		case norm != strings.TrimRight(o, "/"):
-			p = append(p, fmt.Sprintf("allowed_accounts_servers entry %q must be an "+
-				"origin, scheme://host[:port], without a path", o))
+			p = append(p, fmt.Sprintf("allowed_accounts_servers entry %s must be an "+
+				"origin, scheme://host[:port], without a path", quoteShort(o)))
 		default:
 			if err := checkURL(o, true); err != nil {
 				p = append(p, "allowed_accounts_servers "+err.Error())
@@ -524,14 +542,17 @@ func (c *configEntry) validate() []string {
 func checkURL(raw string, strict bool) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("%q must be an absolute http(s) URL", raw)
+		return fmt.Errorf("%s must be an absolute http(s) URL", quoteShort(raw))
 	}
 	if u.User != nil {
-		return fmt.Errorf("%q must not carry user info", raw)
+		return fmt.Errorf("%s must not carry user info", quoteShort(raw))
+	}
+	if u.Fragment != "" || strings.HasSuffix(raw, "#") {
+		return fmt.Errorf("%s must not carry a fragment", quoteShort(raw))
 	}
 	if strict && u.Scheme != "https" && !isLoopback(u.Hostname()) {
-		return fmt.Errorf("%q must use https (plain http is accepted only for "+
-			"loopback hosts such as the emulator)", raw)
+		return fmt.Errorf("%s must use https (plain http is accepted only for "+
+			"loopback hosts such as the emulator)", quoteShort(raw))
 	}
 	return nil
 }
@@ -541,7 +562,7 @@ func checkURL(raw string, strict bool) error {
 func origin(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return "", fmt.Errorf("%q must be an origin such as https://accounts.zoho.eu", raw)
+		return "", fmt.Errorf("%s must be an origin such as https://accounts.zoho.eu", quoteShort(raw))
 	}
 	host := strings.ToLower(u.Hostname())
 	port := u.Port()

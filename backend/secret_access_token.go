@@ -420,15 +420,17 @@ func (b *backend) secretAccessTokenRenew(ctx context.Context, req *logical.Reque
 		return nil, err
 	}
 	if tok == nil {
-		return logical.ErrorResponse("the access token of this lease was revoked; " +
-			"read " + credPath(name) + " again"), nil
+		return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
+			"the access token of this lease was revoked, or its credential deleted "+
+				"or replaced; read %s for a new one", credPath(name)))
 	}
 
 	now := b.now()
 	left := tok.ExpiresAt.Sub(now) - cfg.LeaseSafetyMargin
 	if left <= 0 {
-		return logical.ErrorResponse("the access token of this lease is about to " +
-			"expire and cannot be renewed; read " + credPath(name) + " again"), nil
+		return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
+			"the access token of this lease is about to expire and cannot be "+
+				"renewed; read %s again", credPath(name)))
 	}
 	ttl := req.Secret.Increment
 	if ttl <= 0 {
