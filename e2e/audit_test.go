@@ -33,7 +33,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	showLogOnFailure(t, env.vault)
 	c := env.client
 	ctx := testCtx(t)
-	logStart := fileSize(env.vault.logPath)
+	logStart := fileSize(env.vault.LogPath)
 
 	emu := newTappedEmulator(t, accountstest.Options{CodeLimit: 100})
 	secret := "audit-secret-" + randomHex(t, 16)
@@ -178,7 +178,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// after the calls return.
 	pluginLog := waitPluginLog(t, logStart, "credential deleted", 10*time.Second)
 	auditLog := readFile(t, auditPath)
-	vaultLog := readFile(t, env.vault.logPath)
+	vaultLog := readFile(t, env.vault.LogPath)
 
 	// Zero hits in the clear, anywhere.
 	logs := []struct {
@@ -473,7 +473,7 @@ func waitPluginLog(t *testing.T, offset int64, want string, d time.Duration) []b
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		b := readFile(t, env.vault.logPath)
+		b := readFile(t, env.vault.LogPath)
 		var out bytes.Buffer
 		for _, line := range bytes.SplitAfter(b[min(int(offset), len(b)):], []byte("\n")) {
 			if bytes.Contains(line, []byte("secrets."+pluginName)) {

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,8 +14,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +22,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/unitycrm/vault-plugin-secrets-unitycrm/backend/accounts/accountstest"
+	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/vaulttest"
 )
 
 // This file holds what the reliability tests (audit, failover, load) share:
@@ -246,7 +244,7 @@ func (te *tappedEmulator) seen() map[string]tapped {
 type raftNode struct {
 	id     string
 	addr   string // http://127.0.0.1:<api port>
-	v      *vaultProcess
+	v      *vaulttest.Process
 	client *api.Client
 }
 
@@ -269,25 +267,21 @@ func startRaftCluster(ctx context.Context, t *testing.T, n int) *raftCluster {
 		rc.nodes = append(rc.nodes, node)
 	}
 	for _, node := range rc.nodes {
-		if err := node.v.waitResponding(ctx); err != nil {
+		if err := node.v.WaitResponding(ctx); err != nil {
 			t.Fatalf("%s: %v", node.id, err)
 		}
 	}
 
 	first := rc.nodes[0]
-	boot, err := first.client.Sys().InitWithContext(ctx,
-		&api.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	var err error
+	rc.unsealKey, rc.rootToken, err = vaulttest.Init(ctx, first.client)
 	if err != nil {
-		t.Fatalf("init %s: %v", first.id, err)
+		t.Fatalf("%s: %v", first.id, err)
 	}
-	rc.unsealKey, rc.rootToken = boot.Keys[0], boot.RootToken
 	for _, node := range rc.nodes {
 		node.client.SetToken(rc.rootToken)
 	}
-	if _, err := first.client.Sys().UnsealWithContext(ctx, rc.unsealKey); err != nil {
-		t.Fatalf("unseal %s: %v", first.id, err)
-	}
-	if err := waitActive(ctx, first.client); err != nil {
+	if err := vaulttest.Unseal(ctx, first.client, rc.unsealKey); err != nil {
 		t.Fatalf("%s: %v", first.id, err)
 	}
 
@@ -348,11 +342,11 @@ func waitVoters(ctx context.Context, c *api.Client, n int) error {
 // startRaftNode writes the config of one server and starts it.
 func startRaftNode(t *testing.T, dir, id string) *raftNode {
 	t.Helper()
-	apiPort, err := freePort()
+	apiPort, err := vaulttest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	clusterPort, err := freePort()
+	clusterPort, err := vaulttest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,19 +380,18 @@ plugin_directory = %q
 disable_mlock    = true
 log_level        = "debug"
 `, filepath.Join(nodeDir, "raft"), id, apiPort, clusterPort, addr, clusterPort,
-		env.pluginDir)
+		env.plugin.Dir)
 	configPath := filepath.Join(nodeDir, "vault.hcl")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	v, err := startVault(env.vaultBin, filepath.Join(nodeDir, "vault.log"),
+	v, err := vaulttest.Start(env.vaultBin, addr, filepath.Join(nodeDir, "vault.log"),
 		"server", "-config="+configPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.addr = addr
-	t.Cleanup(v.stop)
+	t.Cleanup(v.Stop)
 	showLogOnFailure(t, v)
 
 	c, err := newClient(addr, "")
@@ -438,9 +431,7 @@ func (rc *raftCluster) leader(ctx context.Context) *raftNode {
 func (rc *raftCluster) running() []*raftNode {
 	var out []*raftNode
 	for _, node := range rc.nodes {
-		select {
-		case <-node.v.done:
-		default:
+		if !node.v.Exited() {
 			out = append(out, node)
 		}
 	}
@@ -473,63 +464,17 @@ func (rc *raftCluster) agree(ctx context.Context, l *raftNode) bool {
 	return true
 }
 
-// childPIDs returns the pids of the processes whose parent is pid.
-func childPIDs(pid int) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if ppid, _ := procStatus(child, "PPid"); ppid == pid {
-			out = append(out, child)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // pluginPID returns the pid of the plugin process that the vault process
 // v runs, or 0.
-func pluginPID(v *vaultProcess) int {
-	for _, pid := range childPIDs(v.cmd.Process.Pid) {
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err == nil && filepath.Base(exe) == pluginName {
-			return pid
-		}
-	}
-	return 0
-}
-
-// procStatus reads a numeric field of /proc/<pid>/status (the first word
-// of its value); VmRSS is in KiB.
-func procStatus(pid int, field string) (int, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || k != field {
-			continue
-		}
-		words := strings.Fields(v)
-		if len(words) == 0 {
-			break
-		}
-		return strconv.Atoi(words[0])
-	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
+func pluginPID(v *vaulttest.Process) int {
+	return vaulttest.ChildWithExe(v.PID(), env.plugin.Path)
 }
 
 // rssMiB returns the resident memory of pid in MiB, or -1.
 func rssMiB(pid int) float64 {
-	kib, err := procStatus(pid, "VmRSS")
+	b, err := vaulttest.RSS(pid)
 	if err != nil {
 		return -1
 	}
-	return float64(kib) / 1024
+	return float64(b) / (1 << 20)
 }

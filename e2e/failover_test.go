@@ -93,7 +93,7 @@ func TestFailover(t *testing.T) {
 	}
 	stoppedAt := time.Now()
 	preStop := load.successes()
-	old.v.stop()
+	old.v.Stop()
 	stopTook := time.Since(stoppedAt)
 
 	leader, err := rc.waitLeader(ctx, old)
@@ -128,10 +128,10 @@ func TestFailover(t *testing.T) {
 	}
 
 	// The old leader, started again and unsealed, rejoins as a standby.
-	if err := old.v.start(); err != nil {
+	if err := old.v.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if err := old.v.waitResponding(ctx); err != nil {
+	if err := old.v.WaitResponding(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := old.client.Sys().UnsealWithContext(ctx, rc.unsealKey); err != nil {

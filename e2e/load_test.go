@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/unitycrm/vault-plugin-secrets-unitycrm/backend/accounts/accountstest"
+	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/vaulttest"
 )
 
 // TestLoad has 64 clients, each with its own connection, read one
@@ -46,13 +47,13 @@ func TestLoad(t *testing.T) {
 	pid := pluginPID(env.vault)
 	if pid == 0 {
 		t.Fatalf("found no %s process under vault (pid %d)", pluginName,
-			env.vault.cmd.Process.Pid)
+			env.vault.PID())
 	}
-	vaultPID := env.vault.cmd.Process.Pid
+	vaultPID := env.vault.PID()
 	rssBefore, vaultBefore := rssMiB(pid), rssMiB(vaultPID)
 	countsBefore := emu.Counts()
 
-	res := runLoad(ctx, c.Token(), env.vault.addr, mount+"/creds/"+name, clients,
+	res := runLoad(ctx, c.Token(), env.vault.Addr, mount+"/creds/"+name, clients,
 		duration, maxReads)
 	rssAfter, vaultAfter := rssMiB(pid), rssMiB(vaultPID)
 	countsAfter := emu.Counts()
@@ -268,7 +269,7 @@ func TestCancelledReads(t *testing.T) {
 	authorize(t, c, mount, emu, name)
 	first := readCreds(t, c, mount, name)
 
-	ok, cancelled := runImpatient(ctx, c.Token(), env.vault.addr,
+	ok, cancelled := runImpatient(ctx, c.Token(), env.vault.Addr,
 		mount+"/creds/"+name, clients, duration, 50_000)
 	// Let the server finish the reads its clients left.
 	time.Sleep(time.Second)
@@ -358,14 +359,9 @@ func loadMount(ctx context.Context, t *testing.T, mount string,
 		t.Fatalf("enable at %s: %v", mount, err)
 	}
 	t.Cleanup(func() { c.Sys().Unmount(mount) })
-	_, err = c.Logical().WriteWithContext(ctx, mount+"/config", map[string]any{
-		"client_id":     clientID,
-		"client_secret": clientSecret,
-		"accounts_url":  emu.URL,
-		"redirect_uri":  emu.URL + "/callback",
-	})
+	err = vaulttest.Configure(ctx, c, mount, clientID, clientSecret, emu.URL)
 	if err != nil {
-		t.Fatalf("configure %s: %v", mount, err)
+		t.Fatal(err)
 	}
 	return emu
 }

@@ -9,12 +9,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,7 +18,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/unitycrm/vault-plugin-secrets-unitycrm/backend/accounts/accountstest"
-	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/version"
+	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/vaulttest"
 )
 
 const (
@@ -40,13 +36,12 @@ const (
 // env is what every test shares: one plugin build, one emulator and one
 // dev Vault with the plugin enabled at unitycrm/.
 var env struct {
-	vaultBin  string
-	tmp       string
-	pluginDir string
-	pluginSHA string
+	vaultBin string
+	tmp      string
+	plugin   *vaulttest.Plugin
 
 	emu   *accountstest.Server
-	vault *vaultProcess
+	vault *vaulttest.Process
 	// client talks to the dev Vault as root.
 	client *api.Client
 }
@@ -74,7 +69,7 @@ func runMain(m *testing.M) int {
 	if err := setUp(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: set up:", err)
 		if env.vault != nil {
-			fmt.Fprint(os.Stderr, env.vault.logTail(60))
+			fmt.Fprint(os.Stderr, logTail(env.vault, 60))
 		}
 		tearDown()
 		return 1
@@ -89,9 +84,12 @@ func runMain(m *testing.M) int {
 // setUp builds the plugin, starts the emulator and a dev Vault, then
 // registers, enables and configures the plugin as an operator would.
 func setUp() error {
-	var err error
-	env.pluginDir = filepath.Join(env.tmp, "plugins")
-	env.pluginSHA, err = buildPlugin(env.pluginDir)
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return err
+	}
+	env.plugin, err = vaulttest.BuildPlugin(root, "./cmd/"+pluginName,
+		filepath.Join(env.tmp, "plugins"))
 	if err != nil {
 		return err
 	}
@@ -105,15 +103,16 @@ func setUp() error {
 		RedirectURIs: []string{env.emu.URL + "/callback"},
 	})
 
-	port, err := freePort()
+	port, err := vaulttest.FreePort()
 	if err != nil {
 		return err
 	}
-	env.vault, err = startVault(env.vaultBin, filepath.Join(env.tmp, "vault-dev.log"),
+	env.vault, err = vaulttest.Start(env.vaultBin, "http://127.0.0.1:"+port,
+		filepath.Join(env.tmp, "vault-dev.log"),
 		"server", "-dev",
 		"-dev-root-token-id="+rootToken,
 		"-dev-listen-address=127.0.0.1:"+port,
-		"-dev-plugin-dir="+env.pluginDir,
+		"-dev-plugin-dir="+env.plugin.Dir,
 		// Register nothing by itself: the test registers with a version,
 		// as on a production server.
 		"-dev-plugin-init=false",
@@ -123,90 +122,35 @@ func setUp() error {
 	if err != nil {
 		return err
 	}
-	env.vault.addr = "http://127.0.0.1:" + port
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if err := env.vault.waitResponding(ctx); err != nil {
+	if err := env.vault.WaitResponding(ctx); err != nil {
 		return err
 	}
-	env.client, err = newClient(env.vault.addr, rootToken)
+	env.client, err = newClient(env.vault.Addr, rootToken)
 	if err != nil {
 		return err
 	}
-	if err := waitActive(ctx, env.client); err != nil {
+	if err := vaulttest.WaitActive(ctx, env.client); err != nil {
 		return err
 	}
 	return enablePlugin(ctx, env.client, mountPath, env.emu.URL)
 }
 
 func tearDown() {
-	if env.vault != nil {
-		env.vault.stop()
-	}
+	env.vault.Stop()
 	if env.emu != nil {
 		env.emu.Close()
 	}
 }
 
-// buildPlugin builds the plugin binary into dir and returns its SHA-256.
-func buildPlugin(dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	root, err := filepath.Abs("..")
-	if err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, pluginName)
-
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/"+pluginName)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build plugin: %w\n%s", err, b)
-	}
-
-	f, err := os.Open(out)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // enablePlugin registers the plugin with its checksum and version, enables
 // it at path and configures it against the accounts server at accountsURL.
 func enablePlugin(ctx context.Context, c *api.Client, path, accountsURL string) error {
-	err := c.Sys().RegisterPluginWithContext(ctx, &api.RegisterPluginInput{
-		Name:    pluginName,
-		Type:    api.PluginTypeSecrets,
-		Command: pluginName,
-		SHA256:  env.pluginSHA,
-		Version: version.Version,
-	})
+	err := vaulttest.EnablePlugin(ctx, c, env.plugin, path, api.MountConfigInput{})
 	if err != nil {
-		return fmt.Errorf("register plugin: %w", err)
+		return err
 	}
-
-	// No plugin_version: Vault picks the one registered version, as it
-	// does for `vault secrets enable -path=unitycrm <plugin>`.
-	if err := c.Sys().MountWithContext(ctx, path, &api.MountInput{Type: pluginName}); err != nil {
-		return fmt.Errorf("enable plugin at %s: %w", path, err)
-	}
-
-	_, err = c.Logical().WriteWithContext(ctx, path+"/config", map[string]any{
-		"client_id":     clientID,
-		"client_secret": clientSecret,
-		"accounts_url":  accountsURL,
-		"redirect_uri":  accountsURL + "/callback",
-	})
-	if err != nil {
-		return fmt.Errorf("configure %s: %w", path, err)
-	}
-	return nil
+	return vaulttest.Configure(ctx, c, path, clientID, clientSecret, accountsURL)
 }

@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/unitycrm/vault-plugin-secrets-unitycrm/backend/accounts/accountstest"
+	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/vaulttest"
 )
 
 // TestRestartWithFileStorage runs a production-shaped server (file storage,
@@ -28,7 +27,7 @@ func TestRestartWithFileStorage(t *testing.T) {
 		RedirectURIs: []string{emu.URL + "/callback"},
 	})
 
-	port, err := freePort()
+	port, err := vaulttest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,36 +46,37 @@ plugin_directory = %q
 api_addr         = %q
 disable_mlock    = true
 log_level        = "debug"
-`, filepath.Join(dir, "data"), port, env.pluginDir, addr)
+`, filepath.Join(dir, "data"), port, env.plugin.Dir, addr)
 	configPath := filepath.Join(dir, "vault.hcl")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	v, err := startVault(env.vaultBin, filepath.Join(dir, "vault.log"),
+	v, err := vaulttest.Start(env.vaultBin, addr, filepath.Join(dir, "vault.log"),
 		"server", "-config="+configPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.addr = addr
-	t.Cleanup(v.stop)
+	t.Cleanup(v.Stop)
 	showLogOnFailure(t, v)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := v.waitResponding(ctx); err != nil {
+	if err := v.WaitResponding(ctx); err != nil {
 		t.Fatal(err)
 	}
 	c, err := newClient(addr, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	boot, err := c.Sys().InitWithContext(ctx, &api.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	key, root, err := vaulttest.Init(ctx, c)
 	if err != nil {
-		t.Fatalf("init: %v", err)
+		t.Fatal(err)
 	}
-	unseal(ctx, t, c, boot.Keys[0])
-	c.SetToken(boot.RootToken)
+	if err := vaulttest.Unseal(ctx, c, key); err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(root)
 	if err := enablePlugin(ctx, c, mountPath, emu.URL); err != nil {
 		t.Fatal(err)
 	}
@@ -86,14 +86,16 @@ log_level        = "debug"
 	wantCRM(t, emu, l1, http.StatusOK)
 
 	// Stop and start the same server: sealed again, then unsealed.
-	v.stop()
-	if err := v.start(); err != nil {
+	v.Stop()
+	if err := v.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.waitResponding(ctx); err != nil {
+	if err := v.WaitResponding(ctx); err != nil {
 		t.Fatal(err)
 	}
-	unseal(ctx, t, c, boot.Keys[0])
+	if err := vaulttest.Unseal(ctx, c, key); err != nil {
+		t.Fatal(err)
+	}
 
 	before := emu.Counts()
 	l2 := readCreds(t, c, mountPath, "durable")
@@ -119,20 +121,4 @@ log_level        = "debug"
 			"revocations, want 1", d)
 	}
 	wantCRM(t, emu, l1, http.StatusUnauthorized)
-}
-
-// unseal unseals the server with its one key share and waits until it is
-// active.
-func unseal(ctx context.Context, t *testing.T, c *api.Client, key string) {
-	t.Helper()
-	st, err := c.Sys().UnsealWithContext(ctx, key)
-	if err != nil {
-		t.Fatalf("unseal: %v", err)
-	}
-	if st.Sealed {
-		t.Fatalf("still sealed after the one key share")
-	}
-	if err := waitActive(ctx, c); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -31,9 +31,9 @@ func TestPluginVersion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read sys/plugins/catalog/secret/%s: %v", pluginName, err)
 	}
-	if p.Version != version.Version || p.SHA256 != env.pluginSHA || p.Builtin {
+	if p.Version != version.Version || p.SHA256 != env.plugin.SHA256 || p.Builtin {
 		t.Errorf("catalog entry: version %q sha256 %q builtin %v; want %q, %q, false",
-			p.Version, p.SHA256, p.Builtin, version.Version, env.pluginSHA)
+			p.Version, p.SHA256, p.Builtin, version.Version, env.plugin.SHA256)
 	}
 
 	m, err := c.Sys().GetMountWithContext(ctx, mountPath)
@@ -49,7 +49,7 @@ func TestPluginVersion(t *testing.T) {
 	if m.RunningVersion != version.Version {
 		t.Errorf("mount running_plugin_version = %q, want %q", m.RunningVersion, version.Version)
 	}
-	if m.RunningSha256 != env.pluginSHA {
-		t.Errorf("mount running_sha256 = %q, want %q", m.RunningSha256, env.pluginSHA)
+	if m.RunningSha256 != env.plugin.SHA256 {
+		t.Errorf("mount running_sha256 = %q, want %q", m.RunningSha256, env.plugin.SHA256)
 	}
 }

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/vaulttest"
 )
 
 type options struct {
@@ -96,7 +98,7 @@ func run() error {
 		}
 	}
 
-	p, err := buildPlugin(root, "./cmd/"+pluginName, filepath.Join(o.tmp, "plugins"))
+	p, err := vaulttest.BuildPlugin(root, "./cmd/"+pluginName, filepath.Join(o.tmp, "plugins"))
 	if err != nil {
 		return err
 	}
@@ -142,12 +144,12 @@ func runProfile(ctx context.Context, o *options, root string) error {
 	if err != nil {
 		return err
 	}
-	p, err := buildPlugin(root, "./bench/cmd/unitycrm-bench-plugin",
+	p, err := vaulttest.BuildPlugin(root, "./bench/cmd/unitycrm-bench-plugin",
 		filepath.Join(o.tmp, "plugins"))
 	if err != nil {
 		return err
 	}
-	p.env = []string{pprofEnv + "=" + addr}
+	p.Env = []string{pprofEnv + "=" + addr}
 	prof := &profiler{dir: o.profileDir, pluginAddr: addr, seconds: o.profileSeconds,
 		conc: targetLevel}
 

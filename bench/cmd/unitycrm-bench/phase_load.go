@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/unitycrm/vault-plugin-secrets-unitycrm/backend/accounts/accountstest"
+	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/vaulttest"
 )
 
 // loadResult is the throughput comparison through a real Vault, and the
@@ -44,7 +45,8 @@ func spreadName(i int) string { return fmt.Sprintf("bench-%02d", i+1) }
 
 // runLoad starts a dev Vault with the engine and a KV v1 mount and
 // compares reads of both at each concurrency level.
-func runLoad(ctx context.Context, o *options, p *plugin, prof *profiler) (*loadResult, error) {
+func runLoad(ctx context.Context, o *options, p *vaulttest.Plugin, prof *profiler,
+) (*loadResult, error) {
 	emu := newEmulator()
 	defer emu.Close()
 
@@ -52,11 +54,11 @@ func runLoad(ctx context.Context, o *options, p *plugin, prof *profiler) (*loadR
 	if err != nil {
 		return nil, err
 	}
-	v, err := startVault(o.vaultBin, "http://"+addr, filepath.Join(o.tmp, "vault-dev.log"),
+	v, err := vaulttest.Start(o.vaultBin, "http://"+addr, filepath.Join(o.tmp, "vault-dev.log"),
 		"server", "-dev",
 		"-dev-root-token-id="+devRootToken,
 		"-dev-listen-address="+addr,
-		"-dev-plugin-dir="+p.dir,
+		"-dev-plugin-dir="+p.Dir,
 		"-dev-plugin-init=false",
 		"-dev-no-store-token",
 		"-log-level="+o.logLevel,
@@ -64,8 +66,8 @@ func runLoad(ctx context.Context, o *options, p *plugin, prof *profiler) (*loadR
 	if err != nil {
 		return nil, err
 	}
-	defer v.stop()
-	say("load: dev Vault pid %d at %s, log %s", v.pid(), v.addr, v.logPath)
+	defer v.Stop()
+	say("load: dev Vault pid %d at %s, log %s", v.PID(), v.Addr, v.LogPath)
 
 	c, err := startedClient(ctx, v, devRootToken)
 	if err != nil {
@@ -103,16 +105,16 @@ func runLoad(ctx context.Context, o *options, p *plugin, prof *profiler) (*loadR
 	l := &loader{
 		hc:       c.CloneConfig().HttpClient,
 		token:    c.Token(),
-		vaultPid: v.pid(),
+		vaultPid: v.PID(),
 	}
-	l.urls[mixCreds] = []string{v.addr + "/v1/" + mountPath + "/creds/" + credName}
+	l.urls[mixCreds] = []string{v.Addr + "/v1/" + mountPath + "/creds/" + credName}
 	for i := range spreadCreds {
 		l.urls[mixSpread] = append(l.urls[mixSpread],
-			v.addr+"/v1/"+mountPath+"/creds/"+spreadName(i))
+			v.Addr+"/v1/"+mountPath+"/creds/"+spreadName(i))
 	}
-	l.urls[mixKV] = []string{v.addr + "/v1/" + kvPath + "/" + credName}
+	l.urls[mixKV] = []string{v.Addr + "/v1/" + kvPath + "/" + credName}
 	l.snapshot = func() (promSnapshot, error) { return scrape(ctx, c) }
-	l.pluginPid, err = waitChild(ctx, v.pid(), p.path)
+	l.pluginPid, err = waitChild(ctx, v.PID(), p.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -182,18 +184,21 @@ func runLoad(ctx context.Context, o *options, p *plugin, prof *profiler) (*loadR
 
 // startedClient waits for the server v to answer and be active, and
 // returns a client using token.
-func startedClient(ctx context.Context, v *vaultProc, token string) (*api.Client, error) {
+func startedClient(ctx context.Context, v *vaulttest.Process, token string) (*api.Client, error) {
 	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	if err := v.waitResponding(wctx); err != nil {
+	if err := v.WaitResponding(wctx); err != nil {
+		if v.Exited() {
+			err = fmt.Errorf("%w\n%s", err, logTail(v, 30))
+		}
 		return nil, err
 	}
-	c, err := newAPIClient(v.addr, token)
+	c, err := newAPIClient(v.Addr, token)
 	if err != nil {
 		return nil, err
 	}
 	if token != "" {
-		if err := waitActive(wctx, c); err != nil {
+		if err := vaulttest.WaitActive(wctx, c); err != nil {
 			return nil, err
 		}
 	}
@@ -204,7 +209,7 @@ func startedClient(ctx context.Context, v *vaultProc, token string) (*api.Client
 func waitChild(ctx context.Context, parent int, exe string) (int, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if pid := childWithExe(parent, exe); pid > 0 {
+		if pid := vaulttest.ChildWithExe(parent, exe); pid > 0 {
 			return pid, nil
 		}
 		if time.Now().After(deadline) {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/vaulttest"
 )
 
 // scaleResult is the engine holding many credentials and leases in a
@@ -50,7 +52,7 @@ type scaleResult struct {
 // runScale starts a Vault with file storage, creates o.scaleCreds
 // credentials by refresh-token import and reads each o.leasesPerCred
 // times, then measures what that left behind.
-func runScale(ctx context.Context, o *options, p *plugin) (*scaleResult, error) {
+func runScale(ctx context.Context, o *options, p *vaulttest.Plugin) (*scaleResult, error) {
 	emu := newEmulator()
 	defer emu.Close()
 
@@ -81,18 +83,18 @@ telemetry {
   disable_hostname                 = true
   add_mount_point_rollback_metrics = true
 }
-`, dataDir, addr, p.dir, addr))
+`, dataDir, addr, p.Dir, addr))
 	if err != nil {
 		return nil, err
 	}
-	v, err := startVault(o.vaultBin, "http://"+addr, filepath.Join(o.tmp, "vault-file.log"),
+	v, err := vaulttest.Start(o.vaultBin, "http://"+addr, filepath.Join(o.tmp, "vault-file.log"),
 		"server", "-config="+cfgPath)
 	if err != nil {
 		return nil, err
 	}
-	defer v.stop()
-	say("scale: Vault (file storage in %s) pid %d at %s, log %s", dataDir, v.pid(), v.addr,
-		v.logPath)
+	defer v.Stop()
+	say("scale: Vault (file storage in %s) pid %d at %s, log %s", dataDir, v.PID(), v.Addr,
+		v.LogPath)
 
 	c, err := initServer(ctx, v)
 	if err != nil {
@@ -103,13 +105,13 @@ telemetry {
 	if err := enableEngine(ctx, c, p, emu, 30*time.Minute); err != nil {
 		return nil, err
 	}
-	pluginPid, err := waitChild(ctx, v.pid(), p.path)
+	pluginPid, err := waitChild(ctx, v.PID(), p.Path)
 	if err != nil {
 		return nil, err
 	}
 	rss := func(i int) {
-		res.pluginRSS[i], _ = rssBytes(pluginPid)
-		res.vaultRSS[i], _ = rssBytes(v.pid())
+		res.pluginRSS[i], _ = vaulttest.RSS(pluginPid)
+		res.vaultRSS[i], _ = vaulttest.RSS(v.PID())
 	}
 	rss(0)
 
@@ -154,7 +156,7 @@ telemetry {
 		res.conc)
 	start = time.Now()
 	res.readErrs = parallel(ctx, res.reads, res.conc, func(i int) error {
-		_, err := l.get(ctx, v.addr+"/v1/"+mountPath+"/creds/"+scaleName(i%res.creds))
+		_, err := l.get(ctx, v.Addr+"/v1/"+mountPath+"/creds/"+scaleName(i%res.creds))
 		if err != nil {
 			fail(err)
 		}
@@ -189,7 +191,7 @@ telemetry {
 	if err != nil {
 		return nil, err
 	}
-	res.periodicLog = periodicLogLines(v.logPath)
+	res.periodicLog = periodicLogLines(v.LogPath)
 	say("scale: %s: slowest %v", res.periodicMetric, res.periodic)
 	return res, nil
 }
@@ -198,23 +200,19 @@ func scaleName(i int) string { return fmt.Sprintf("cred-%05d", i) }
 
 // initServer initializes a fresh server with one unseal key, unseals it
 // and returns a client with the root token.
-func initServer(ctx context.Context, v *vaultProc) (*api.Client, error) {
+func initServer(ctx context.Context, v *vaulttest.Process) (*api.Client, error) {
 	c, err := startedClient(ctx, v, "")
 	if err != nil {
 		return nil, err
 	}
-	init, err := c.Sys().InitWithContext(ctx, &api.InitRequest{SecretShares: 1,
-		SecretThreshold: 1})
+	key, root, err := vaulttest.Init(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("init: %w", err)
+		return nil, err
 	}
-	if _, err := c.Sys().UnsealWithContext(ctx, init.Keys[0]); err != nil {
-		return nil, fmt.Errorf("unseal: %w", err)
-	}
-	c.SetToken(init.RootToken)
+	c.SetToken(root)
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	return c, waitActive(wctx, c)
+	return c, vaulttest.Unseal(wctx, c, key)
 }
 
 // parallel runs f(0..n-1) on conc workers and returns how many failed. It

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/unitycrm/vault-plugin-secrets-unitycrm/backend/accounts/accountstest"
-	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/version"
+	"github.com/unitycrm/vault-plugin-secrets-unitycrm/internal/vaulttest"
 )
 
 const (
@@ -38,99 +37,24 @@ var transport = &http.Transport{
 // newAPIClient returns a Vault API client of addr using token, on the
 // shared transport, without retries.
 func newAPIClient(addr, token string) (*api.Client, error) {
-	cfg := api.DefaultConfig()
-	cfg.Address = addr
-	cfg.HttpClient = &http.Client{Transport: transport, Timeout: 2 * time.Minute}
-	cfg.MaxRetries = 0
-	c, err := api.NewClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	c.SetToken(token)
-	return c, nil
-}
-
-// waitActive polls until the server is initialized, unsealed and active.
-func waitActive(ctx context.Context, c *api.Client) error {
-	for {
-		h, err := c.Sys().HealthWithContext(ctx)
-		if err == nil && h.Initialized && !h.Sealed && !h.Standby {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = errors.New("not active")
-			}
-			return fmt.Errorf("vault did not become active: %v", err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// plugin is the engine binary the bench registers.
-type plugin struct {
-	dir  string // the plugin directory
-	path string // the binary
-	sha  string
-	env  []string // registered environment
-}
-
-// buildPlugin builds the engine from pkg (the product command, or the
-// profiling variant) into dir.
-func buildPlugin(root, pkg, dir string) (*plugin, error) {
-	out := filepath.Join(dir, pluginName)
-	sha, err := buildCommand(root, pkg, out)
-	if err != nil {
-		return nil, err
-	}
-	// Vault resolves the plugin directory's symlinks; /proc/<pid>/exe
-	// names the resolved path.
-	if real, err := filepath.EvalSymlinks(out); err == nil {
-		out = real
-	}
-	return &plugin{dir: dir, path: out, sha: sha}, nil
+	hc := &http.Client{Transport: transport, Timeout: 2 * time.Minute}
+	return vaulttest.NewClient(addr, token, hc)
 }
 
 // enableEngine registers the plugin with its checksum and version, mounts
 // it at unitycrm/ with the given lease TTL and configures it against the
 // emulator.
-func enableEngine(ctx context.Context, c *api.Client, p *plugin, emu *accountstest.Server,
-	leaseTTL time.Duration,
+func enableEngine(ctx context.Context, c *api.Client, p *vaulttest.Plugin,
+	emu *accountstest.Server, leaseTTL time.Duration,
 ) error {
-	err := c.Sys().RegisterPluginWithContext(ctx, &api.RegisterPluginInput{
-		Name:    pluginName,
-		Type:    api.PluginTypeSecrets,
-		Command: pluginName,
-		SHA256:  p.sha,
-		Version: version.Version,
-		Env:     p.env,
+	err := vaulttest.EnablePlugin(ctx, c, p, mountPath, api.MountConfigInput{
+		DefaultLeaseTTL: leaseTTL.String(),
+		MaxLeaseTTL:     leaseTTL.String(),
 	})
 	if err != nil {
-		return fmt.Errorf("register plugin: %w", err)
+		return err
 	}
-
-	err = c.Sys().MountWithContext(ctx, mountPath, &api.MountInput{
-		Type: pluginName,
-		Config: api.MountConfigInput{
-			DefaultLeaseTTL: leaseTTL.String(),
-			MaxLeaseTTL:     leaseTTL.String(),
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("enable plugin at %s: %w", mountPath, err)
-	}
-
-	_, err = c.Logical().WriteWithContext(ctx, mountPath+"/config", map[string]any{
-		"client_id":     clientID,
-		"client_secret": clientSecret,
-		"accounts_url":  emu.URL,
-		"redirect_uri":  emu.URL + "/callback",
-	})
-	if err != nil {
-		return fmt.Errorf("configure %s: %w", mountPath, err)
-	}
-	return nil
+	return vaulttest.Configure(ctx, c, mountPath, clientID, clientSecret, emu.URL)
 }
 
 // newEmulator starts the accounts emulator with limits high enough that
