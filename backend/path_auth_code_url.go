@@ -51,13 +51,7 @@ func pathAuthCodeURL(b *backend) *framework.Path {
 					Name: "Name",
 				},
 			},
-			"scopes": {
-				Type:        framework.TypeCommaStringSlice,
-				Description: "Scopes to ask for. Default the configured scopes.",
-				DisplayAttrs: &framework.DisplayAttributes{
-					Name: "Scopes",
-				},
-			},
+			"scopes": scopesField(),
 			"access_type": {
 				Type:        framework.TypeString,
 				Description: `"offline" (a refresh token is issued) or "online".`,
@@ -118,16 +112,9 @@ func (b *backend) pathAuthCodeURLWrite(ctx context.Context, req *logical.Request
 	if msg := checkName(name); msg != "" {
 		return logical.ErrorResponse(msg), nil
 	}
-	scopes := cfg.Scopes
-	if v, ok := d.GetOk("scopes"); ok {
-		scopes = trimAll(v.([]string))
-		if msg := badList("scopes", scopes, maxScopeLen); msg != "" {
-			return logical.ErrorResponse(msg), nil
-		}
-		if len(scopes) == 0 {
-			return logical.ErrorResponse("scopes must name at least one scope, " +
-				"or be left out for the configured ones"), nil
-		}
+	scopes, msg := requestScopes(d, cfg)
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
 	}
 	accessType := d.Get("access_type").(string)
 	if accessType != "offline" && accessType != "online" {
@@ -265,6 +252,33 @@ func (b *backend) sweepStates(ctx context.Context, s logical.Storage, now time.T
 		}
 	}
 	return nil
+}
+
+// scopesField is the optional scopes field of a request.
+func scopesField() *framework.FieldSchema {
+	return &framework.FieldSchema{
+		Type:         framework.TypeCommaStringSlice,
+		Description:  "Scopes to ask for. Default the configured scopes.",
+		DisplayAttrs: &framework.DisplayAttributes{Name: "Scopes"},
+	}
+}
+
+// requestScopes returns the scopes a request names, or the configured
+// ones, or a message for the caller.
+func requestScopes(d *framework.FieldData, cfg *configEntry) ([]string, string) {
+	v, ok := d.GetOk("scopes")
+	if !ok {
+		return cfg.Scopes, ""
+	}
+	scopes := trimAll(v.([]string))
+	if msg := badList("scopes", scopes, maxScopeLen); msg != "" {
+		return nil, msg
+	}
+	if len(scopes) == 0 {
+		return nil, "scopes must name at least one scope, or be left out for the " +
+			"configured ones"
+	}
+	return scopes, ""
 }
 
 func trimAll(in []string) []string {

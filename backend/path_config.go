@@ -611,13 +611,7 @@ func setString(d *framework.FieldData, key string, dst *string) {
 
 func setStrings(d *framework.FieldData, key string, dst *[]string) {
 	if v, ok := d.GetOk(key); ok {
-		var out []string
-		for _, s := range v.([]string) {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		*dst = out
+		*dst = trimAll(v.([]string))
 	}
 }
 

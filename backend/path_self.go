@@ -46,13 +46,7 @@ func pathSelf(b *backend) []*framework.Path {
 						Name: "Name",
 					},
 				},
-				"scopes": {
-					Type:        framework.TypeCommaStringSlice,
-					Description: "Scopes to ask for. Default the configured scopes.",
-					DisplayAttrs: &framework.DisplayAttributes{
-						Name: "Scopes",
-					},
-				},
+				"scopes": scopesField(),
 				"soid": {
 					Type: framework.TypeString,
 					Description: `Organization the client-credentials grant acts for: ` +
@@ -140,16 +134,9 @@ func (b *backend) pathSelfWrite(ctx context.Context, req *logical.Request, d *fr
 		return logical.ErrorResponse(fmt.Sprintf(`soid %s must look like `+
 			`"ZohoCRM.<org id>" (digits after the dot)`, quoteShort(soid))), nil
 	}
-	scopes := cfg.Scopes
-	if v, ok := d.GetOk("scopes"); ok {
-		scopes = trimAll(v.([]string))
-		if msg := badList("scopes", scopes, maxScopeLen); msg != "" {
-			return logical.ErrorResponse(msg), nil
-		}
-		if len(scopes) == 0 {
-			return logical.ErrorResponse("scopes must name at least one scope, " +
-				"or be left out for the configured ones"), nil
-		}
+	scopes, msg := requestScopes(d, cfg)
+	if msg != "" {
+		return logical.ErrorResponse(msg), nil
 	}
 
 	// Prove the grant works before storing it; the token it gives is the
