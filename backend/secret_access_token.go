@@ -456,22 +456,14 @@ func (b *backend) secretAccessTokenRevoke(ctx context.Context, req *logical.Requ
 		return logical.ErrorResponse(msg), nil
 	}
 
+	// Decide under the lock; call upstream without it, so reads of the
+	// credential never wait on a revocation.
 	lock := b.credLock(name)
 	lock.Lock()
-	defer lock.Unlock()
-
-	tok, err := getToken(ctx, req.Storage, name, id)
-	if err != nil {
+	tok, last, err := b.endLease(ctx, req.Storage, name, id)
+	lock.Unlock()
+	if err != nil || !last {
 		return nil, err
-	}
-	if tok == nil {
-		// Already revoked with its credential, or swept after expiry.
-		return nil, nil
-	}
-
-	tok.Leases--
-	if tok.Leases > 0 {
-		return nil, putToken(ctx, req.Storage, name, id, tok)
 	}
 
 	now := b.now()
@@ -484,6 +476,8 @@ func (b *backend) secretAccessTokenRevoke(ctx context.Context, req *logical.Requ
 		}
 	}
 
+	lock.Lock()
+	defer lock.Unlock()
 	if err := req.Storage.Delete(ctx, tokenKey(name, id)); err != nil {
 		return nil, fmt.Errorf("forget access token: %w", err)
 	}
@@ -492,9 +486,6 @@ func (b *backend) secretAccessTokenRevoke(ctx context.Context, req *logical.Requ
 		return nil, err
 	}
 	if cred != nil {
-		if cred.CurrentTokenID == id {
-			cred.CurrentTokenID = ""
-		}
 		cred.dropToken(id, now)
 		if err := putCred(ctx, req.Storage, name, cred); err != nil {
 			return nil, err
@@ -502,6 +493,37 @@ func (b *backend) secretAccessTokenRevoke(ctx context.Context, req *logical.Requ
 	}
 	b.Logger().Debug("access token revoked", "credential", name, "token_id", id)
 	return nil, nil
+}
+
+// endLease takes one lease off a token. When it was the last, the token
+// stops being handed out and is returned for revocation; a retried
+// revocation finds it at zero and is the last again. Called with the
+// credential's lock held.
+func (b *backend) endLease(ctx context.Context, s logical.Storage, name, id string) (*tokenEntry, bool, error) {
+	tok, err := getToken(ctx, s, name, id)
+	if err != nil || tok == nil {
+		// Gone with its credential, or swept after expiry.
+		return nil, false, err
+	}
+	if tok.Leases--; tok.Leases > 0 {
+		return nil, false, putToken(ctx, s, name, id, tok)
+	}
+
+	tok.Leases = 0
+	if err := putToken(ctx, s, name, id, tok); err != nil {
+		return nil, false, err
+	}
+	cred, err := getCred(ctx, s, name)
+	if err != nil {
+		return nil, false, err
+	}
+	if cred != nil && cred.CurrentTokenID == id {
+		cred.CurrentTokenID = ""
+		if err := putCred(ctx, s, name, cred); err != nil {
+			return nil, false, err
+		}
+	}
+	return tok, true, nil
 }
 
 func (b *backend) revokeAccessToken(ctx context.Context, s logical.Storage, name string, tok *tokenEntry) error {

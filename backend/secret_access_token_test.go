@@ -380,3 +380,30 @@ func TestLease_ReplacedUnleasedTokenRevokedUpstream(t *testing.T) {
 		t.Fatal("a replaced token nobody leased is still live upstream")
 	}
 }
+
+func TestLease_ReadsDoNotWaitOnARevocation(t *testing.T) {
+	e := getTestBackend(t)
+	e.configure(nil)
+	e.newCred("office")
+	old := e.read("office")
+	e.clock.Add(56 * time.Minute)
+	e.read("office") // mints the token reads now share
+
+	// The old token's last lease ends while the accounts server is slow.
+	e.emu.SetFaults(accountstest.Faults{Latency: 2 * time.Second})
+	done := make(chan error, 1)
+	go func() { done <- e.revokeLease(old) }()
+	time.Sleep(200 * time.Millisecond)
+
+	start := time.Now()
+	e.read("office")
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("a read waited %v on another token's revocation", took)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if e.emu.IsLive(old.Data["access_token"].(string)) {
+		t.Fatal("the old token is still live")
+	}
+}
