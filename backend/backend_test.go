@@ -23,24 +23,6 @@ const (
 	testUser         = "rabbi@example.org"
 )
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // syncBuffer collects the backend's log lines.
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -64,7 +46,7 @@ type testEnv struct {
 	b       *backend
 	storage logical.Storage
 	emu     *accountstest.Server
-	clock   *fakeClock
+	clock   *accountstest.Clock
 	logs    *syncBuffer
 	sys     *logical.StaticSystemView
 }
@@ -79,7 +61,7 @@ func getTestBackend(t *testing.T, opts ...func(*accountstest.Options)) *testEnv 
 // getTestBackendTB is getTestBackend for tests and benchmarks alike.
 func getTestBackendTB(t testing.TB, opts ...func(*accountstest.Options)) *testEnv {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	clock := accountstest.NewClock(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
 
 	eo := accountstest.Options{Now: clock.Now}
 	for _, o := range opts {

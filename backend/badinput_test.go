@@ -116,7 +116,7 @@ var badInputs = map[string]badInput{
 	}},
 	"creds/expired state": {path: "creds/office", field: "state", setup: func(e *testEnv) m {
 		cb, _ := e.authorize("office", m{"ttl": "60s"})
-		e.clock.Add(61 * time.Second)
+		e.clock.Advance(61 * time.Second)
 		return m{"callback_url": cb}
 	}},
 	"creds/state of another name": {path: "creds/office", field: "state", setup: func(e *testEnv) m {

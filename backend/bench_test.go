@@ -46,7 +46,7 @@ func BenchmarkReadMint(b *testing.B) {
 	b.ResetTimer()
 	n := 0
 	for b.Loop() {
-		e.clock.Add(time.Hour)
+		e.clock.Advance(time.Hour)
 		resp, err := e.b.HandleRequest(b.Context(), req)
 		if err != nil || resp.IsError() {
 			b.Fatalf("read: %v %v", err, resp.Error())

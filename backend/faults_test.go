@@ -44,7 +44,7 @@ func TestProviderFaults(t *testing.T) {
 			}
 			// Applications keep asking; the engine holds back.
 			for range 5 {
-				e.clock.Add(100 * time.Millisecond)
+				e.clock.Advance(100 * time.Millisecond)
 				e.mustFail(tc.status, logical.ReadOperation, "creds/office", nil)
 			}
 			requests := e.emu.Counts().TokenRequests - sent
@@ -57,7 +57,7 @@ func TestProviderFaults(t *testing.T) {
 
 			// Once the fault clears and the backoff passes, reads work.
 			e.emu.SetFaults(accountstest.Faults{})
-			e.clock.Add(11 * time.Minute)
+			e.clock.Advance(11 * time.Minute)
 			e.read("office")
 			t.Logf("caller got %d %q; upstream requests 1; refresh token intact; recovered",
 				tc.status, msg)
@@ -74,7 +74,7 @@ func TestProviderFaults_ThrottleMidBurst(t *testing.T) {
 	names := []string{"a", "b", "c", "d"}
 	for _, n := range names {
 		e.newCred(n)
-		e.clock.Add(30 * time.Second) // under the grant-code throttle
+		e.clock.Advance(30 * time.Second) // under the grant-code throttle
 	}
 
 	burst := func() map[int]int {
@@ -98,9 +98,9 @@ func TestProviderFaults_ThrottleMidBurst(t *testing.T) {
 		return counts
 	}
 
-	e.clock.Add(time.Hour)
+	e.clock.Advance(time.Hour)
 	first := burst()
-	e.clock.Add(time.Hour)
+	e.clock.Advance(time.Hour)
 	e.emu.SetFaults(accountstest.Faults{Throttle: true})
 	second := burst()
 
@@ -123,7 +123,7 @@ func TestProviderFaults_ValidTokenServedThroughOutage(t *testing.T) {
 	e.configure(nil)
 	e.newCred("office")
 	first := e.read("office")
-	e.clock.Add(57 * time.Minute) // 3 minutes left: below min_token_ttl
+	e.clock.Advance(57 * time.Minute) // 3 minutes left: below min_token_ttl
 	e.emu.SetFaults(accountstest.Faults{Status: 503})
 
 	resp := e.read("office")

@@ -102,7 +102,7 @@ func TestAuthCodeURL_StateExpires(t *testing.T) {
 	e.configure(nil)
 	cb, _ := e.authorize("office", map[string]interface{}{"ttl": "60s"})
 
-	e.clock.Add(61 * time.Second)
+	e.clock.Advance(61 * time.Second)
 	msg := e.mustFail(400, logical.UpdateOperation, "creds/office",
 		map[string]interface{}{"callback_url": cb})
 	if !strings.Contains(msg, "expired") {
@@ -133,7 +133,7 @@ func TestPeriodic_SweepsExpiredStates(t *testing.T) {
 	e.mustOK(logical.UpdateOperation, "auth-code-url", map[string]interface{}{"name": "a", "ttl": "60s"})
 	e.mustOK(logical.UpdateOperation, "auth-code-url", map[string]interface{}{"name": "b", "ttl": "1h"})
 
-	e.clock.Add(2 * time.Minute)
+	e.clock.Advance(2 * time.Minute)
 	if err := e.b.periodic(t.Context(), &logical.Request{Storage: e.storage}); err != nil {
 		t.Fatal(err)
 	}

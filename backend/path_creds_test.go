@@ -225,7 +225,7 @@ func TestCreds_CodeExchangedAtNamedAccountsServer(t *testing.T) {
 	}
 
 	// Refreshes go to the EU server too.
-	e.clock.Add(time.Hour)
+	e.clock.Advance(time.Hour)
 	e.read("eu")
 	if eu.Counts().Refreshes != 1 || e.emu.Counts().TokenRequests != 0 {
 		t.Fatalf("refresh went elsewhere: eu %+v", eu.Counts())

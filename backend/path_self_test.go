@@ -46,7 +46,7 @@ func TestSelf_ClientCredentialsFlow(t *testing.T) {
 	}
 
 	// The next read mints with the client-credentials grant.
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	c := e.readPath("self/reports")
 	if c.Data["access_token"] == tok || e.emu.Counts().ClientCredentials != 2 {
 		t.Fatal("no new client-credentials token")

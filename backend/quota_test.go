@@ -16,7 +16,7 @@ import (
 func coldCred(e *testEnv, name string) {
 	e.t.Helper()
 	e.newCred(name)
-	e.clock.Add(time.Hour)
+	e.clock.Advance(time.Hour)
 }
 
 func TestQuota_ThousandConcurrentColdReadsSendOneRequest(t *testing.T) {
@@ -65,7 +65,7 @@ func TestQuota_TenThousandReadsOverAnHour(t *testing.T) {
 
 	// 10,000 reads spread over one simulated hour: one every 360ms.
 	for range 10000 {
-		e.clock.Add(360 * time.Millisecond)
+		e.clock.Advance(360 * time.Millisecond)
 		resp, err := e.request(logical.ReadOperation, "creds/office", nil)
 		if got, msg := statusOf(resp, err); got != 200 {
 			t.Fatalf("read: %d %s", got, msg)
@@ -94,7 +94,7 @@ func TestQuota_ThrottleAnswerStopsUpstreamForTheWindow(t *testing.T) {
 	// Nothing goes upstream for the rest of the window, however often
 	// applications ask.
 	for i := 0; i < 20; i++ {
-		e.clock.Add(29 * time.Second)
+		e.clock.Advance(29 * time.Second)
 		msg = e.mustFail(429, logical.ReadOperation, "creds/office", nil)
 	}
 	if !strings.Contains(msg, "retry after") {
@@ -104,7 +104,7 @@ func TestQuota_ThrottleAnswerStopsUpstreamForTheWindow(t *testing.T) {
 		t.Fatalf("%d requests sent during the backoff", got-sent)
 	}
 
-	e.clock.Add(time.Minute) // 10m40s after the throttle answer
+	e.clock.Advance(time.Minute) // 10m40s after the throttle answer
 	e.read("office")
 	if got := e.emu.Counts().TokenRequests; got != sent+1 {
 		t.Fatalf("after the window: %d requests, want 1", got-sent)
@@ -139,7 +139,7 @@ func TestQuota_MintLimitEnforcedBeforeUpstream(t *testing.T) {
 		t.Fatalf("the emulator throttled %d times", n)
 	}
 
-	e.clock.Add(10 * time.Minute)
+	e.clock.Advance(10 * time.Minute)
 	e.read("office")
 }
 
@@ -149,7 +149,7 @@ func TestQuota_ValidTokenServedWhenQuotaSpent(t *testing.T) {
 	e.newCred("office") // mint 1 of 1
 
 	// Under min_token_ttl left, but the quota allows no mint.
-	e.clock.Add(57 * time.Minute)
+	e.clock.Advance(57 * time.Minute)
 	resp := e.read("office")
 	if resp.Secret.TTL != 2*time.Minute+30*time.Second {
 		t.Fatalf("TTL %v, want the token's remaining 3m less 30s", resp.Secret.TTL)
@@ -170,7 +170,7 @@ func TestQuota_LiveTokenCapNeverEvictsALeasedToken(t *testing.T) {
 	e.newCred("office")
 	leases := []*logical.Response{e.read("office")}
 	for i := 0; i < 4; i++ {
-		e.clock.Add(11 * time.Minute)
+		e.clock.Advance(11 * time.Minute)
 		leases = append(leases, e.read("office"))
 	}
 	// Every token under a lease still works upstream.
@@ -236,7 +236,7 @@ func TestQuota_OverwritesNeverHitTheTwentyTokenRule(t *testing.T) {
 	e.configure(nil)
 	for i := 0; i < 25; i++ {
 		e.newCred("office")
-		e.clock.Add(time.Minute) // stay under the grant-code throttle
+		e.clock.Advance(time.Minute) // stay under the grant-code throttle
 	}
 	if n := e.emu.RefreshTokens(testClientID, testUser); n != 1 {
 		t.Fatalf("the user holds %d refresh tokens, want 1", n)

@@ -18,7 +18,7 @@ func TestLease_ReadsShareTheCurrentToken(t *testing.T) {
 	e.newCred("office")
 
 	first := e.read("office")
-	e.clock.Add(30 * time.Minute)
+	e.clock.Advance(30 * time.Minute)
 	second := e.read("office")
 	if first.Data["access_token"] != second.Data["access_token"] {
 		t.Fatal("a token with 30 minutes left was not reused")
@@ -38,7 +38,7 @@ func TestLease_MintsWhenTokenIsNearExpiry(t *testing.T) {
 	first := e.read("office")
 
 	// Less than min_token_ttl (5m) left: a new token is minted.
-	e.clock.Add(55*time.Minute + time.Second)
+	e.clock.Advance(55*time.Minute + time.Second)
 	second := e.read("office")
 	if first.Data["access_token"] == second.Data["access_token"] {
 		t.Fatal("a token with under 5 minutes left was handed out again")
@@ -116,7 +116,7 @@ func TestLease_RevokeAfterExpirySkipsUpstream(t *testing.T) {
 	e.newCred("office")
 	lease := e.read("office")
 
-	e.clock.Add(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	if err := e.revokeLease(lease); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestLease_RevokeFailureRetriedOnlyWhileTokenLives(t *testing.T) {
 	}
 	// Vault retries; once the token has expired, the retry succeeds
 	// without upstream.
-	e.clock.Add(time.Hour)
+	e.clock.Advance(time.Hour)
 	if err := e.revokeLease(lease); err != nil {
 		t.Fatalf("revocation of an expired token failed: %v", err)
 	}
@@ -173,7 +173,7 @@ func TestLease_RenewCappedByToken(t *testing.T) {
 	e.newCred("office")
 	lease := e.read("office")
 
-	e.clock.Add(40 * time.Minute)
+	e.clock.Advance(40 * time.Minute)
 	resp, err := e.renewLease(lease, time.Hour)
 	if err != nil || resp.IsError() {
 		t.Fatalf("renew: %v %v", err, resp.Error())
@@ -182,7 +182,7 @@ func TestLease_RenewCappedByToken(t *testing.T) {
 		t.Fatalf("renewed TTL %v, want the token's remaining 20m less 30s", resp.Secret.TTL)
 	}
 
-	e.clock.Add(20 * time.Minute)
+	e.clock.Advance(20 * time.Minute)
 	resp, err = e.renewLease(lease, time.Hour)
 	if got, msg := statusOf(resp, err); got != 400 || !strings.Contains(msg, "read creds/office again") {
 		t.Fatalf("renew past the token's life: %d %q", got, msg)
@@ -213,7 +213,7 @@ func TestLease_RevokedRefreshTokenNeedsReauthorization(t *testing.T) {
 	if err := e.b.revokeUpstream(t.Context(), mustClient(t, e), rt, mustConfig(t, e), ""); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Add(time.Hour)
+	e.clock.Advance(time.Hour)
 	msg := e.mustFail(400, logical.ReadOperation, "creds/office", nil)
 	if !strings.Contains(msg, "needs re-authorization") || !strings.Contains(msg, "auth-code-url") {
 		t.Fatalf("message %q", msg)
@@ -233,7 +233,7 @@ func TestLease_ConcurrentReadsOfColdCredentialMintOnce(t *testing.T) {
 	e := getTestBackend(t)
 	e.configure(nil)
 	e.newCred("office")
-	e.clock.Add(time.Hour) // the exchange's token is gone
+	e.clock.Advance(time.Hour) // the exchange's token is gone
 
 	var wg sync.WaitGroup
 	tokens := make(chan string, 100)
@@ -276,7 +276,7 @@ func TestLease_SweepForgetsDeadTokens(t *testing.T) {
 	e.read("other") // a lease that Vault never revoked
 
 	// Not yet: the tokens expired less than the grace ago.
-	e.clock.Add(time.Hour + 30*time.Minute)
+	e.clock.Advance(time.Hour + 30*time.Minute)
 	if err := e.b.periodic(t.Context(), &logical.Request{Storage: e.storage}); err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestLease_SweepForgetsDeadTokens(t *testing.T) {
 		t.Fatalf("swept too early: %v", ids)
 	}
 
-	e.clock.Add(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	if err := e.b.periodic(t.Context(), &logical.Request{Storage: e.storage}); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestSecrets_NeverInLogs(t *testing.T) {
 	e.mustOK(logical.UpdateOperation, "creds/office", map[string]interface{}{"callback_url": cb})
 	rt := storedCred(t, e, "office").RefreshToken
 	lease := e.read("office")
-	e.clock.Add(56 * time.Minute)
+	e.clock.Advance(56 * time.Minute)
 	lease2 := e.read("office")
 	_ = e.revokeLease(lease)
 	_ = e.revokeLease(lease2)
@@ -374,7 +374,7 @@ func TestLease_ReplacedUnleasedTokenRevokedUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e.clock.Add(56 * time.Minute)
+	e.clock.Advance(56 * time.Minute)
 	e.read("office")
 	if e.emu.IsLive(firstTok.AccessToken) {
 		t.Fatal("a replaced token nobody leased is still live upstream")
@@ -386,7 +386,7 @@ func TestLease_ReadsDoNotWaitOnARevocation(t *testing.T) {
 	e.configure(nil)
 	e.newCred("office")
 	old := e.read("office")
-	e.clock.Add(56 * time.Minute)
+	e.clock.Advance(56 * time.Minute)
 	e.read("office") // mints the token reads now share
 
 	// The old token's last lease ends while the accounts server is slow.

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -27,30 +26,12 @@ var prefixes = map[string]string{
 	"plain":  plainPrefix,
 }
 
-// fakeClock is a clock that tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // harness is a running emulator with one registered client and a fake
 // clock.
 type harness struct {
 	t     *testing.T
 	srv   *Server
-	clock *fakeClock
+	clock *Clock
 	http  *http.Client // does not follow redirects
 }
 
@@ -58,7 +39,7 @@ type harness struct {
 // clock.
 func newHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
+	clock := NewClock(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC))
 	if opts.Now == nil {
 		opts.Now = clock.Now
 	}
