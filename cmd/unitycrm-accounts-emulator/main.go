@@ -181,19 +181,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // printEndpoints tells a person where everything is.
 func printEndpoints(w io.Writer, base string, c config, redirects []string) {
-	p := base + "/clientoauth/v2/" + c.portal
 	fmt.Fprintf(w, "accounts emulator listening on %s\n", base)
-	for _, l := range [][2]string{
-		{"authorize", p + "/auth"},
-		{"token", p + "/token"},
-		{"revoke", p + "/token/revoke"},
-		{"crm api", base + "/crm/v6/org"},
-		{"callback", base + "/callback"},
-		{"counts", base + "/_emulator/counts"},
-		{"faults", base + "/_emulator/faults"},
-		{"client id", c.clientID},
-		{"redirect", strings.Join(redirects, " ")},
-	} {
+	lines := append(accountstest.Endpoints(base, c.portal),
+		[2]string{"client id", c.clientID},
+		[2]string{"redirect", strings.Join(redirects, " ")})
+	for _, l := range lines {
 		fmt.Fprintf(w, "  %-10s %s\n", l[0], l[1])
 	}
 	fmt.Fprintf(w, "  plain Zoho paths under %s/oauth/v2/ work too\n", base)

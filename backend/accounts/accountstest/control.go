@@ -22,13 +22,11 @@ func (e *Emulator) handleCallback(w http.ResponseWriter, r *http.Request) {
 	writeCallbackPage(w, u)
 }
 
-// handleIndex lists the endpoints for a person who opens the base URL.
-func (e *Emulator) handleIndex(w http.ResponseWriter, r *http.Request) {
-	base := e.origin(r)
-	p := base + "/clientoauth/v2/" + e.opts.Portal
-	var b strings.Builder
-	fmt.Fprintf(&b, "Chabad Unity CRM accounts server emulator\n\n")
-	for _, l := range [][2]string{
+// Endpoints names what an emulator at base serves for portal, as label and
+// URL pairs, for people and scripts to find their way.
+func Endpoints(base, portal string) [][2]string {
+	p := base + "/clientoauth/v2/" + portal
+	return [][2]string{
 		{"authorize", p + "/auth"},
 		{"token", p + "/token"},
 		{"revoke", p + "/token/revoke"},
@@ -36,7 +34,15 @@ func (e *Emulator) handleIndex(w http.ResponseWriter, r *http.Request) {
 		{"callback", base + "/callback"},
 		{"counts", base + "/_emulator/counts"},
 		{"faults", base + "/_emulator/faults"},
-	} {
+	}
+}
+
+// handleIndex lists the endpoints for a person who opens the base URL.
+func (e *Emulator) handleIndex(w http.ResponseWriter, r *http.Request) {
+	base := e.origin(r)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Chabad Unity CRM accounts server emulator\n\n")
+	for _, l := range Endpoints(base, e.opts.Portal) {
 		fmt.Fprintf(&b, "%-10s %s\n", l[0], l[1])
 	}
 	fmt.Fprintf(&b, "\nThe plain paths under %s/oauth/v2/ work too.\n", base)
