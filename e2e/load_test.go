@@ -292,7 +292,7 @@ func TestCancelledReads(t *testing.T) {
 	if counted > held || left > 0 || live {
 		// TODO(phantom lease counts): an error, not a skip, once the
 		// engine no longer counts leases of reads whose answer was dropped.
-		knownBug(t, "leaseCurrent, backend/secret_access_token.go:152",
+		knownBug(t, "leaseCurrent in backend/secret_access_token.go, TODO(phantom lease counts)",
 			fmt.Sprintf("%d cancelled reads left %d lease counts without a Vault "+
 				"lease; after revoke-prefix the token is live upstream: %v",
 				cancelled, counted-held, live))
