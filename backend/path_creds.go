@@ -306,6 +306,9 @@ func (b *backend) pathCredsWrite(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 
+	// TODO(write lock across upstream): the exchange and the revocation of
+	// the replaced refresh token run under the credential's lock, so reads
+	// of this credential wait for them (at most request_timeout each).
 	lock := b.credLock(name)
 	lock.Lock()
 	defer lock.Unlock()
