@@ -306,13 +306,8 @@ func (b *backend) pathCredsWrite(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 
-	// TODO(write lock across upstream): the exchange and the revocation of
-	// the replaced refresh token run under the credential's lock, so reads
-	// of this credential wait for them (at most request_timeout each).
-	lock := b.credLock(name)
-	lock.Lock()
-	defer lock.Unlock()
-
+	// No lock across the exchange: a code works once, and of two writes
+	// racing for one name the later store wins and retires the other.
 	// Obtain the refresh token and a first access token.
 	var tok *accounts.Token
 	source := sourceRefreshToken
@@ -350,32 +345,15 @@ func (b *backend) pathCredsWrite(ctx context.Context, req *logical.Request, d *f
 
 // storeCred keeps a new refresh token, guarded by a WAL entry so a token
 // obtained but not stored is revoked, then retires the one it replaces.
+// Only the storage work runs under the credential's lock.
 func (b *backend) storeCred(ctx context.Context, s logical.Storage, client *accounts.Client,
 	cfg *configEntry, name, source, server string, tok *accounts.Token, location string,
 ) (*logical.Response, error) {
-	walID, err := framework.PutWAL(ctx, s, walKindRefreshToken, &walRefreshToken{
-		Name:           name,
-		RefreshToken:   tok.RefreshToken,
-		AccountsServer: server,
-		CreatedAt:      b.now(),
-	})
-	if err != nil {
-		b.revokeBestEffort(ctx, client, tok.RefreshToken, cfg, server, name)
-		return nil, fmt.Errorf("write ahead log: %w", err)
-	}
-
-	old, err := getCred(ctx, s, name)
-	if err != nil {
-		b.revokeBestEffort(ctx, client, tok.RefreshToken, cfg, server, name)
-		return nil, err
-	}
-
 	now := b.now()
-	scopes := tok.Scopes
 	id := tokenID(tok.AccessToken)
 	cred := &credEntry{
 		RefreshToken:   tok.RefreshToken,
-		Scopes:         scopes,
+		Scopes:         tok.Scopes,
 		APIDomain:      tok.APIDomain,
 		AccountsServer: server,
 		Source:         source,
@@ -387,26 +365,21 @@ func (b *backend) storeCred(ctx context.Context, s logical.Storage, client *acco
 		Mints:  []time.Time{now},
 		Tokens: []tokenRef{{ID: id, ExpiresAt: tok.ExpiresAt()}},
 	}
-	// The first access token is kept for the first read: the exchange
-	// already counted as a mint.
-	err = putNewToken(ctx, s, name, id, newTokenEntry(tok))
-	if err == nil {
-		err = putCred(ctx, s, name, cred)
-	}
+
+	lock := b.credLock(name)
+	lock.Lock()
+	old, err := b.keepCred(ctx, s, name, cred, newTokenEntry(tok))
+	lock.Unlock()
 	if err != nil {
-		// The WAL entry stays: the rollback revokes the token even if this
-		// attempt fails.
+		// A WAL entry left behind revokes it even if this attempt fails.
 		b.revokeBestEffort(ctx, client, tok.RefreshToken, cfg, server, name)
 		return nil, err
-	}
-	if err := framework.DeleteWAL(ctx, s, walID); err != nil {
-		b.Logger().Warn("delete write ahead log entry", "credential", name, "error", err)
 	}
 
 	resp := &logical.Response{Data: map[string]interface{}{
 		"name":       name,
 		"source":     source,
-		"scopes":     nonNil(scopes),
+		"scopes":     nonNil(tok.Scopes),
 		"api_domain": tok.APIDomain,
 		"created_at": now.UTC().Format(time.RFC3339),
 	}}
@@ -418,21 +391,56 @@ func (b *backend) storeCred(ctx context.Context, s logical.Storage, client *acco
 	}
 
 	// The provider keeps 20 refresh tokens per user: retire the old one.
-	if old != nil {
-		if err := deleteTokens(ctx, s, name, id); err != nil {
-			b.Logger().Warn("forget replaced access tokens", "credential", name, "error", err)
-		}
-		if old.RefreshToken != tok.RefreshToken {
-			if err := b.revokeUpstream(ctx, client, old.RefreshToken, cfg, old.AccountsServer); err != nil {
-				b.Logger().Warn("revoke replaced refresh token", "credential", name, "error", err)
-				resp.AddWarning("the replaced refresh token could not be revoked at the " +
-					"accounts server; revoke it in the API console")
-			}
+	if old != nil && old.RefreshToken != tok.RefreshToken {
+		if err := b.revokeUpstream(ctx, client, old.RefreshToken, cfg, old.AccountsServer); err != nil {
+			b.Logger().Warn("revoke replaced refresh token", "credential", name, "error", err)
+			resp.AddWarning("the replaced refresh token could not be revoked at the " +
+				"accounts server; revoke it in the API console")
 		}
 	}
 	b.Logger().Info("credential stored", "credential", name, "source", source,
 		"token_id", id)
 	return resp, nil
+}
+
+// keepCred stores a credential and its first access token under a WAL
+// entry, and forgets the access tokens of the one it replaces, which it
+// returns. Called with the credential's lock held.
+func (b *backend) keepCred(ctx context.Context, s logical.Storage, name string,
+	cred *credEntry, first *tokenEntry,
+) (*credEntry, error) {
+	walID, err := framework.PutWAL(ctx, s, walKindRefreshToken, &walRefreshToken{
+		Name:           name,
+		RefreshToken:   cred.RefreshToken,
+		AccountsServer: cred.AccountsServer,
+		CreatedAt:      cred.CreatedAt,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write ahead log: %w", err)
+	}
+
+	old, err := getCred(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	// The first access token is kept for the first read: the exchange
+	// already counted as a mint.
+	if err := putNewToken(ctx, s, name, cred.CurrentTokenID, first); err != nil {
+		return nil, err
+	}
+	if err := putCred(ctx, s, name, cred); err != nil {
+		return nil, err
+	}
+	if err := framework.DeleteWAL(ctx, s, walID); err != nil {
+		b.Logger().Warn("delete write ahead log entry", "credential", name, "error", err)
+	}
+
+	if old != nil {
+		if err := deleteTokens(ctx, s, name, cred.CurrentTokenID); err != nil {
+			b.Logger().Warn("forget replaced access tokens", "credential", name, "error", err)
+		}
+	}
+	return old, nil
 }
 
 func newTokenEntry(tok *accounts.Token) *tokenEntry {
@@ -448,6 +456,8 @@ func newTokenEntry(tok *accounts.Token) *tokenEntry {
 
 func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
+	// TODO(delete lock across upstream): the refresh token is revoked under
+	// the credential's lock, so reads of it wait for that call.
 	lock := b.credLock(name)
 	lock.Lock()
 	defer lock.Unlock()

@@ -386,3 +386,27 @@ func TestCreds_WALRollbackKeepsStoredToken(t *testing.T) {
 		t.Fatal("rollback revoked a refresh token that was stored")
 	}
 }
+
+func TestCreds_ReadsDoNotWaitOnAnOverwrite(t *testing.T) {
+	e := getTestBackend(t)
+	e.configure(nil)
+	e.newCred("office")
+	e.read("office")
+	cb, _ := e.authorize("office", nil)
+
+	// The exchange of the new code is slow.
+	e.emu.SetFaults(accountstest.Faults{Latency: 2 * time.Second})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.request(logical.UpdateOperation, "creds/office", map[string]interface{}{"callback_url": cb})
+	}()
+	time.Sleep(200 * time.Millisecond)
+
+	start := time.Now()
+	e.read("office")
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("a read waited %v on an overwrite's exchange", took)
+	}
+	<-done
+}
