@@ -12,19 +12,11 @@ import (
 	"os"
 
 	hclog "github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/vault/api"
-	"github.com/hashicorp/vault/sdk/plugin"
 
 	"github.com/unitycrm/vault-plugin-secrets-unitycrm/backend"
 )
 
 func main() {
-	meta := &api.PluginAPIClientMeta{}
-	flags := meta.FlagSet()
-	if err := flags.Parse(os.Args[1:]); err != nil {
-		fatal(err)
-	}
-
 	// Vault may start the binary more than once (metadata mode, then
 	// the server); the one that gets the port serves profiles.
 	if addr := os.Getenv("UNITYCRM_BENCH_PPROF"); addr != "" {
@@ -33,12 +25,9 @@ func main() {
 		}
 	}
 
-	err := plugin.ServeMultiplex(&plugin.ServeOpts{
-		BackendFactoryFunc: backend.Factory,
-		TLSProviderFunc:    api.VaultPluginTLSProvider(meta.GetTLSConfig()),
-	})
-	if err != nil {
-		fatal(err)
+	if err := backend.Serve(os.Args[1:]); err != nil {
+		hclog.New(&hclog.LoggerOptions{}).Error("plugin shutting down", "error", err)
+		os.Exit(1)
 	}
 }
 
@@ -52,9 +41,4 @@ func listenLoopback(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("pprof address %q is not a loopback IP", addr)
 	}
 	return net.Listen("tcp", addr)
-}
-
-func fatal(err error) {
-	hclog.New(&hclog.LoggerOptions{}).Error("plugin shutting down", "error", err)
-	os.Exit(1)
 }
